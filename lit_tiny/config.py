@@ -1,0 +1,161 @@
+"""Model configuration: one dataclass, named presets, parameter and FLOP accounting."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+AttentionBackend = Literal["sdpa", "flash"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Shape of a Llama-2-style decoder.
+
+    Args:
+        name: Preset name (free text for custom shapes).
+        block_size: Longest sequence the model is trained on (RoPE cache length).
+        vocab_size: Rows of the embedding and the output head; must match the tokenizer.
+        n_layer: Transformer blocks.
+        n_embd: Hidden width.
+        n_head: Query heads.
+        n_query_groups: Key/value heads (grouped-query attention); must divide ``n_head``.
+        intermediate_size: Hidden width of the SwiGLU MLP.
+        norm_eps: RMSNorm epsilon.
+        rope_base: RoPE frequency base.
+        attention_backend: ``sdpa`` (PyTorch, any device) or ``flash`` (FlashAttention-2, CUDA only).
+    """
+
+    name: str = "custom"
+    block_size: int = 2048
+    vocab_size: int = 32000
+    n_layer: int = 22
+    n_embd: int = 2048
+    n_head: int = 32
+    n_query_groups: int = 4
+    intermediate_size: int = 5632
+    norm_eps: float = 1e-5
+    rope_base: float = 10000.0
+    attention_backend: AttentionBackend = "sdpa"
+
+    def __post_init__(self) -> None:
+        for f in ("block_size", "vocab_size", "n_layer", "n_embd", "n_head", "n_query_groups", "intermediate_size"):
+            if getattr(self, f) <= 0:
+                raise ValueError(f"Config {self.name!r}: {f} must be positive, got {getattr(self, f)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"Config {self.name!r}: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.n_head % self.n_query_groups:
+            raise ValueError(
+                f"Config {self.name!r}: n_head={self.n_head} is not divisible by n_query_groups={self.n_query_groups}"
+            )
+        if self.head_size % 2:
+            raise ValueError(f"Config {self.name!r}: RoPE needs an even head size, got {self.head_size}")
+        if self.attention_backend not in ("sdpa", "flash"):
+            raise ValueError(f"Config {self.name!r}: attention_backend must be 'sdpa' or 'flash'")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    # ---------------------------------------------------------------- presets and files
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> "Config":
+        if name not in PRESETS:
+            raise ValueError(f"Unknown model name {name!r}. Known names: {', '.join(sorted(PRESETS))}")
+        return replace(PRESETS[name], **overrides)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Model config {path} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(asdict(self), sort_keys=False))
+
+    # ---------------------------------------------------------------- accounting
+
+    def block_params(self) -> int:
+        """Parameters of one transformer block (attention, MLP and its two norms)."""
+        d, hs = self.n_embd, self.head_size
+        attention = d * (self.n_head + 2 * self.n_query_groups) * hs + self.n_head * hs * d
+        mlp = 3 * d * self.intermediate_size
+        return attention + mlp + 2 * d
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Total parameters. ``non_embedding`` drops the token embedding and the output head
+        (Kaplan et al.'s N: blocks plus the final norm)."""
+        body = self.n_layer * self.block_params() + self.n_embd
+        return body if non_embedding else body + 2 * self.vocab_size * self.n_embd
+
+    def matmul_params(self) -> int:
+        """Parameters that take part in a matrix multiply: block linears plus the output head."""
+        return self.n_layer * (self.block_params() - 2 * self.n_embd) + self.vocab_size * self.n_embd
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token, PaLM convention: 6 x matmul params (lm_head included)
+        plus 12 * L * H * Q * T for attention scores and values, with no causal discount."""
+        seq_len = self.block_size if seq_len is None else seq_len
+        attention = 12 * self.n_layer * self.n_head * self.head_size * seq_len
+        return 6 * self.matmul_params() + attention
+
+
+def _ladder(name: str, n_layer: int, n_embd: int, n_head: int, n_query_groups: int) -> Config:
+    """A small Llama shape for scaling studies: MLP width 8/3 d rounded up to a multiple of 32."""
+    intermediate = -(-8 * n_embd // 3 // 32) * 32
+    return Config(
+        name=name,
+        block_size=512,
+        vocab_size=4096,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_query_groups=n_query_groups,
+        intermediate_size=intermediate,
+    )
+
+
+PRESETS: dict[str, Config] = {
+    c.name: c
+    for c in [
+        Config(name="tiny_LLaMA_1b"),
+        Config(
+            name="tiny_LLaMA_120M",
+            n_layer=12,
+            n_embd=768,
+            n_head=12,
+            n_query_groups=1,
+            intermediate_size=2048,
+        ),
+        # Trains on 2 CPU cores in minutes; the vocabulary matches the demo tokenizer.
+        Config(
+            name="debug",
+            block_size=256,
+            vocab_size=4096,
+            n_layer=4,
+            n_embd=128,
+            n_head=4,
+            n_query_groups=2,
+            intermediate_size=352,
+        ),
+        # Ladder for scaling studies on the demo corpus, roughly x2 in non-embedding parameters per rung.
+        _ladder("ladder_0", n_layer=2, n_embd=64, n_head=2, n_query_groups=1),
+        _ladder("ladder_1", n_layer=3, n_embd=96, n_head=3, n_query_groups=1),
+        _ladder("ladder_2", n_layer=4, n_embd=128, n_head=4, n_query_groups=2),
+        _ladder("ladder_3", n_layer=5, n_embd=160, n_head=5, n_query_groups=1),
+        _ladder("ladder_4", n_layer=6, n_embd=192, n_head=6, n_query_groups=2),
+        _ladder("ladder_5", n_layer=8, n_embd=256, n_head=8, n_query_groups=2),
+        _ladder("ladder_6", n_layer=10, n_embd=320, n_head=10, n_query_groups=2),
+        _ladder("ladder_7", n_layer=12, n_embd=384, n_head=12, n_query_groups=4),
+    ]
+}

@@ -1,0 +1,169 @@
+"""Tokenizer: Hugging Face ``tokenizer.json`` or sentencepiece ``tokenizer.model``, one BOS/EOS policy.
+
+The policy, used by data preparation, evaluation and generation alike:
+
+* A training document is encoded as ``[BOS] + tokens(text) + [EOS]`` (:meth:`Tokenizer.encode_document`).
+  Documents are packed back to back, so EOS closes a document and BOS opens the next; nothing pads.
+* A prompt (generation, evaluation context) is ``[BOS] + tokens(text)`` (:meth:`Tokenizer.encode` defaults).
+* Generation stops at EOS.
+
+The tokenizer file's own post-processing (Llama's ``tokenizer.json`` adds BOS itself) is never applied,
+so BOS is added exactly once whichever file format is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+LLAMA_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+
+
+class Tokenizer:
+    """Loads ``tokenizer.json`` (preferred) or ``tokenizer.model`` from a checkpoint folder or a file path."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            found = [path / name for name in TOKENIZER_FILES if (path / name).is_file()]
+            if not found:
+                raise FileNotFoundError(
+                    f"No tokenizer in {path}: expected {' or '.join(TOKENIZER_FILES)}. Copy the tokenizer files of the "
+                    "model's Hugging Face folder there, or train one with `lit-tiny train_tokenizer`."
+                )
+            path = found[0]
+        elif not path.is_file():
+            raise FileNotFoundError(f"Tokenizer file {path} does not exist")
+        self.path = path
+
+        if path.suffix == ".json":
+            from tokenizers import Tokenizer as HFTokenizer
+
+            try:
+                self._hf = HFTokenizer.from_file(str(path))
+            except Exception as e:
+                raise ValueError(f"{path} is not a valid Hugging Face tokenizer.json: {e}") from e
+            self._sp = None
+            bos, eos = self._special_tokens_from_config(path.parent)
+            self.bos_id = self._hf.token_to_id(bos)
+            self.eos_id = self._hf.token_to_id(eos)
+            self.vocab_size = self._hf.get_vocab_size(with_added_tokens=True)
+        else:
+            import sentencepiece
+
+            try:
+                self._sp = sentencepiece.SentencePieceProcessor(model_file=str(path))
+            except Exception as e:
+                raise ValueError(f"{path} is not a valid sentencepiece model: {e}") from e
+            self._hf = None
+            self.bos_id = self._sp.bos_id()
+            self.eos_id = self._sp.eos_id()
+            self.vocab_size = self._sp.vocab_size()
+        if self.bos_id is None or self.bos_id < 0 or self.eos_id is None or self.eos_id < 0:
+            raise ValueError(f"{path}: the tokenizer has no BOS or EOS token (found bos={self.bos_id}, eos={self.eos_id})")
+
+    @staticmethod
+    def _special_tokens_from_config(folder: Path) -> tuple[str, str]:
+        bos, eos = LLAMA_SPECIAL_TOKENS[1], LLAMA_SPECIAL_TOKENS[2]
+        config_file = folder / "tokenizer_config.json"
+        if config_file.is_file():
+            config = json.loads(config_file.read_text())
+
+            def content(token, default):
+                if isinstance(token, dict):
+                    return token.get("content", default)
+                return token or default
+
+            bos = content(config.get("bos_token"), bos)
+            eos = content(config.get("eos_token"), eos)
+        return bos, eos
+
+    def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
+        if self._hf is not None:
+            ids = self._hf.encode(text, add_special_tokens=False).ids
+        else:
+            ids = self._sp.encode(text)
+        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+
+    def encode_document(self, text: str) -> list[int]:
+        """A training document: BOS, the text, EOS."""
+        return self.encode(text, bos=True, eos=True)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        ids = [int(i) for i in ids if int(i) not in (self.bos_id, self.eos_id)]
+        if self._hf is not None:
+            return self._hf.decode(ids, skip_special_tokens=False)
+        return self._sp.decode(ids)
+
+    def files(self) -> list[Path]:
+        """The files a checkpoint folder needs to rebuild this tokenizer."""
+        extra = [self.path.parent / n for n in ("tokenizer_config.json", "special_tokens_map.json")]
+        return [self.path] + [p for p in extra if p.is_file()]
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path) -> Path:
+    """Train a Llama-style BPE tokenizer and write ``tokenizer.json`` and ``tokenizer_config.json``.
+
+    The layout matches Llama 2's: ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``; ids 3 .. 258 are the
+    byte-fallback pieces ``<0x00>`` .. ``<0xFF>``, so any text encodes without ``<unk>``; words carry a
+    leading ``▁`` for the space before them.
+    """
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    n_reserved = len(LLAMA_SPECIAL_TOKENS) + 256
+    if vocab_size <= n_reserved + 1:
+        raise ValueError(f"vocab_size must exceed {n_reserved + 1} (specials and byte pieces), got {vocab_size}")
+
+    def llama_style(model) -> HFTokenizer:
+        tok = HFTokenizer(model)
+        tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+        return tok
+
+    # First learn merges over characters, then rebuild the vocabulary with the reserved ids in front.
+    learner = llama_style(models.BPE())
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - n_reserved, limit_alphabet=200, show_progress=False)
+    learner.train_from_iterator(texts, trainer=trainer)
+    learned = json.loads(learner.to_str())["model"]
+    bytes_ = [f"<0x{i:02X}>" for i in range(256)]
+    vocab = {token: i for i, token in enumerate(list(LLAMA_SPECIAL_TOKENS) + bytes_)}
+    for token, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
+
+    tok = llama_style(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.add_special_tokens(list(LLAMA_SPECIAL_TOKENS))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out_dir / "tokenizer.json"))
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(hf_tokenizer_config(), indent=2))
+    return out_dir / "tokenizer.json"
+
+
+def hf_tokenizer_config() -> dict:
+    """``tokenizer_config.json`` that makes ``transformers.AutoTokenizer`` load ``tokenizer.json`` as is."""
+    return {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 1_000_000_000,
+    }
+
+
+def iter_text_files(paths: Iterable[str | Path]) -> Iterator[str]:
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Tokenizer training file {path} does not exist")
+        yield path.read_text(encoding="utf-8", errors="replace")

@@ -1,0 +1,71 @@
+"""Shared fixtures: everything is built locally, nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from lit_tiny.config import Config  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SAMPLE_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "def add(a, b):\n    return a + b\n",
+    "Grouped-query attention shares keys and values across heads.",
+    "Ünïcödé, 漢字 and emoji 🙂 fall back to bytes when they are rare.",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
+    "for i in range(10):\n\tprint(i * i)\n",
+] * 20
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """A small Llama-style BPE tokenizer (byte fallback, ids 0/1/2 = <unk>/<s>/</s>)."""
+    from lit_tiny.tokenizer import train_bpe_tokenizer
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    train_bpe_tokenizer(SAMPLE_TEXTS, vocab_size=384, out_dir=out)
+    return out
+
+
+@pytest.fixture
+def gqa_config() -> Config:
+    """Grouped-query attention with more than one group: 4 query heads share 2 key/value heads."""
+    return Config(
+        name="test_gqa",
+        block_size=64,
+        vocab_size=384,
+        n_layer=2,
+        n_embd=64,
+        n_head=4,
+        n_query_groups=2,
+        intermediate_size=96,
+        rope_base=5000.0,
+    )
+
+
+def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Norm weights start at 1; make them random so that parity tests exercise them."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
