@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lit_tiny.config import Config
+from lit_tiny.losses import cross_entropy_loss
 
 
 class RMSNorm(nn.Module):
@@ -183,9 +184,12 @@ class GPT(nn.Module):
             else:
                 p.normal_(0.0, std)
 
-    def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, start: int = 0, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids ``idx`` (B, T) placed at positions start .. start+T-1.
-        ``start`` > 0 is only meaningful with KV caches set (see ``set_kv_cache``)."""
+        ``start`` > 0 is only meaningful with KV caches set (see ``set_kv_cache``).
+
+        With ``targets`` (B, T), returns the mean next-token cross-entropy instead, computed by
+        ``lit_tiny.losses`` without ever holding the full fp32 logits."""
         T = idx.size(1)
         if start + T > self.max_seq_len:
             raise ValueError(f"Sequence of {start + T} tokens exceeds the model's max_seq_len {self.max_seq_len}")
@@ -194,7 +198,10 @@ class GPT(nn.Module):
         x = self.wte(idx)
         for block in self.blocks:
             x = block(x, cos, sin, start)
-        return self.lm_head(self.norm(x))
+        x = self.norm(x)
+        if targets is not None:
+            return cross_entropy_loss(x, self.lm_head.weight, targets)
+        return self.lm_head(x)
 
     def set_kv_cache(self, batch_size: int, max_seq_len: int | None = None) -> None:
         """Allocate a KV cache in every layer for generation; ``clear_kv_cache`` drops them."""

@@ -1,0 +1,73 @@
+"""Speed accounting: device peak FLOP/s, model FLOPs utilisation (MFU), and a tokens/s + ETA meter."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Optional
+
+import torch
+
+# Dense peak FLOP/s by (device-name fragment, compute dtype), from the vendors' spec sheets (no sparsity).
+PEAK_FLOPS = {
+    ("H200", torch.bfloat16): 989e12,
+    ("H100", torch.bfloat16): 989e12,
+    ("A100", torch.bfloat16): 312e12,
+    ("A10G", torch.bfloat16): 125e12,
+    ("L40S", torch.bfloat16): 362e12,
+    ("4090", torch.bfloat16): 165e12,
+    ("H200", torch.float32): 67e12,
+    ("H100", torch.float32): 67e12,
+    ("A100", torch.float32): 19.5e12,
+}
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype) -> Optional[float]:
+    """Peak dense FLOP/s of one ``device`` computing in ``dtype``, or None when unknown (CPUs, new GPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for (fragment, peak_dtype), value in PEAK_FLOPS.items():
+        if fragment in name and peak_dtype == dtype:
+            return value
+    return None
+
+
+class SpeedMeter:
+    """Tokens/s and seconds per step over a sliding window of steps, and the ETA they imply."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.times: deque[float] = deque(maxlen=window + 1)
+        self.tokens: deque[int] = deque(maxlen=window + 1)
+
+    def update(self, tokens_seen: int) -> None:
+        self.times.append(time.perf_counter())
+        self.tokens.append(tokens_seen)
+
+    def tokens_per_second(self) -> Optional[float]:
+        if len(self.times) < 2:
+            return None
+        return (self.tokens[-1] - self.tokens[0]) / (self.times[-1] - self.times[0])
+
+    def seconds_per_step(self) -> Optional[float]:
+        if len(self.times) < 2:
+            return None
+        return (self.times[-1] - self.times[0]) / (len(self.times) - 1)
+
+    def eta_seconds(self, steps_left: int) -> Optional[float]:
+        per_step = self.seconds_per_step()
+        return None if per_step is None else per_step * steps_left
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s"
