@@ -15,7 +15,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 
@@ -50,13 +50,23 @@ def atomic_write_dir(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
     return out_dir
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file through a temporary sibling and a rename, so readers never see half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def save_checkpoint(
     out_dir: str | Path,
     state_dict: dict[str, torch.Tensor],
     config: Config,
     tokenizer_files: Iterable[str | Path] = (),
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write a model checkpoint folder atomically."""
+    """Write a model checkpoint folder atomically; ``extra_files`` maps file names to text content
+    (pretraining adds ``progress.json``)."""
     from safetensors.torch import save_file
 
     check_state_dict(state_dict, config, source=str(out_dir))
@@ -67,6 +77,8 @@ def save_checkpoint(
         config.save(tmp / CONFIG_FILE)
         for f in tokenizer_files:
             shutil.copy2(f, tmp / Path(f).name)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
 
     return atomic_write_dir(out_dir, fill)
 

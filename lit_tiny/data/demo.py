@@ -19,6 +19,8 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock
+
 from lit_tiny.data.prepare import prepare_files
 
 DEMO_VERSION = 1
@@ -102,9 +104,16 @@ def demo_paths(out_dir: Path) -> dict[str, Path]:
 
 def ensure_demo_corpus(out_dir: Path, num_workers: int = 2) -> dict[str, Path]:
     """Build the demo corpus in ``out_dir`` unless a matching build is already there; return its paths."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes (torchrun ranks, parallel tests) may ask at once: one builds, the others wait.
+    with FileLock(str(out_dir.parent / f".{out_dir.name}.lock")):
+        return _build(out_dir, num_workers)
+
+
+def _build(out_dir: Path, num_workers: int) -> dict[str, Path]:
     from lit_tiny.tokenizer import train_bpe_tokenizer
 
-    out_dir = Path(out_dir)
     paths = demo_paths(out_dir)
     manifest_file = out_dir / "manifest.json"
     if manifest_file.is_file() and json.loads(manifest_file.read_text()) == manifest():

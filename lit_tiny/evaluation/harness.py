@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from lit_tiny.checkpoint import atomic_write_text
 from lit_tiny.evaluation.local_tasks import (
     TaskFamily,
     bbh_family,
@@ -259,13 +259,6 @@ def write_json(payload: dict, out_file: Path) -> Path:
         atomic_write_text(out_file.with_suffix(".samples.json"), to_json(samples))
     atomic_write_text(out_file, to_json(payload))
     return out_file
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary sibling and a rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from lit_tiny.evaluation.harness import EvalSettings, atomic_write_text, evaluate_suite, write_json
+from lit_tiny.checkpoint import atomic_write_text
+from lit_tiny.evaluation.harness import EvalSettings, evaluate_suite, write_json
 from lit_tiny.evaluation.local_tasks import commonsense_family
 from lit_tiny.evaluation.plotting import plot_curve
 

@@ -1,0 +1,322 @@
+"""Pretrain a TinyLlama-class model with Lightning Fabric: one CPU process up to many GPU nodes (FSDP).
+
+    python pretrain/tinyllama.py --config configs/demo_cpu.yaml          # 2 CPU cores, a few minutes
+    python pretrain/tinyllama.py --config configs/tinyllama_1b.yaml --devices 8 --num_nodes 2
+
+Reads top to bottom: ``setup`` checks every setting and launches the processes; ``main`` builds the
+data, model and optimizer and restores a saved state; ``fit`` is the loop; ``validate`` and the two
+``save_*`` functions are what the loop calls. Copy this file to start an experiment.
+
+Outputs in ``out_dir``: ``train_state/step-N`` (resumable, sharded), ``checkpoints/step-N`` (consolidated
+lit_tiny checkpoints with ``progress.json``), ``logs/`` (TensorBoard), ``metrics.jsonl``, ``config.yaml``
+(every setting of the run) and, when the run is finished, ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import torch
+import yaml
+from jsonargparse import CLI
+
+from lit_tiny.args import CheckpointArgs, DataArgs, EvalArgs, TrainArgs
+from lit_tiny.batch_math import BatchPlan
+from lit_tiny.checkpoint import atomic_write_text, load_model, save_checkpoint
+from lit_tiny.config import Config
+from lit_tiny.data.demo import ensure_demo_corpus
+from lit_tiny.data.loader import TINYLLAMA_WEIGHTS, MixedLoader, TrainingData, training_data, validation_loader
+from lit_tiny.fsdp import Precision, full_state_dict, make_fabric, resolve_devices, resolve_precision, total_norm
+from lit_tiny.generate import generate
+from lit_tiny.model import GPT
+from lit_tiny.monitor import MetricsLog
+from lit_tiny.optim import cosine_lr, make_optimizer
+from lit_tiny.throughput import SpeedMeter, format_duration, peak_flops
+from lit_tiny.tokenizer import Tokenizer
+from lit_tiny.train_state import latest_state, load_train_state, save_train_state, saved_states
+
+
+def setup(
+    model: str = "tiny_LLaMA_1b",
+    out_dir: Path = Path("out/tinyllama_1b"),
+    devices: Union[int, Literal["auto"]] = "auto",
+    num_nodes: int = 1,
+    precision: Optional[Precision] = None,
+    activation_checkpointing: bool = False,
+    compile: bool = False,
+    resume: Union[bool, Literal["auto"], Path] = False,
+    seed: int = 42,
+    sample_prompt: Optional[str] = None,
+    train: TrainArgs = TrainArgs(),
+    eval: EvalArgs = EvalArgs(),
+    checkpoint: CheckpointArgs = CheckpointArgs(),
+    data: DataArgs = DataArgs(),
+) -> None:
+    """Pretrain a Llama-2-architecture model on prepared token data.
+
+    Args:
+        model: A preset name from ``lit_tiny.config`` (tiny_LLaMA_1b, tiny_LLaMA_120M, debug, ladder_N) or
+            the path of a model_config.yaml.
+        out_dir: Folder for checkpoints, logs and metrics.
+        devices: Processes per node (GPUs per node; on a CPU-only machine, CPU processes). ``auto``: all GPUs, or 1.
+        num_nodes: Number of nodes.
+        precision: ``bf16-mixed`` (fp32 weights, bf16 compute; the GPU default), ``32-true`` (the CPU default)
+            or ``bf16-true``.
+        activation_checkpointing: Recompute each block's activations in the backward pass to save memory.
+        compile: ``torch.compile`` every transformer block.
+        resume: ``auto`` continues from the newest state in ``out_dir/train_state`` (or starts fresh if there
+            is none); a path continues from that state; ``false`` refuses to touch a folder that has states.
+        seed: Seed of the weight init and of the data order.
+        sample_prompt: After training, print the final model's continuation of this prompt.
+        train: Optimisation and run length.
+        eval: Validation.
+        checkpoint: Saving.
+        data: Training and validation data.
+    """
+    # Everything that can be wrong is checked here, before any process starts or any step is taken.
+    config = Config.from_file(model) if model.endswith((".yaml", ".yml")) else Config.from_name(model)
+    devices = resolve_devices(devices)
+    precision = resolve_precision(precision)
+    plan = BatchPlan.make(train.global_batch_tokens, train.micro_batch_size, config.block_size, devices * num_nodes,
+                          train.max_tokens, train.max_steps, train.warmup_steps)
+    if data.demo_dir is not None:
+        demo = ensure_demo_corpus(data.demo_dir)
+        dataset = training_data(
+            [demo["train_english"], demo["train_code"]], list(TINYLLAMA_WEIGHTS.values()),
+            [demo["val_english"], demo["val_code"]], demo["tokenizer"], config.vocab_size)
+    else:
+        dataset = training_data(data.train_dirs, data.weights, data.val_dirs, data.tokenizer_dir, config.vocab_size)
+    resume_from = resume_path(resume, out_dir)
+
+    fabric = make_fabric(devices, num_nodes, precision, activation_checkpointing, compile,
+                         loggers=tensorboard_logger(out_dir))
+    fabric.print(plan.describe())
+    settings = {"model": asdict(config), "devices": devices, "num_nodes": num_nodes, "precision": precision,
+                "activation_checkpointing": activation_checkpointing, "compile": compile, "seed": seed,
+                "train": asdict(train), "eval": asdict(eval), "checkpoint": asdict(checkpoint),
+                "data": {**asdict(data), "resolved": {"sources": [(str(s.path), s.weight) for s in dataset.sources],
+                                                      "val_dirs": [str(p) for p in dataset.val_dirs],
+                                                      "tokenizer_dir": str(dataset.tokenizer_dir)}}}
+    fabric.launch(main, config, plan, dataset, out_dir, resume_from, seed, sample_prompt, precision, train, eval,
+                  checkpoint, data.num_workers, settings)
+
+
+def main(fabric, config: Config, plan: BatchPlan, dataset: TrainingData, out_dir: Path, resume_from: Optional[Path],
+         seed: int, sample_prompt: Optional[str], precision: Precision, train: TrainArgs, eval: EvalArgs,
+         checkpoint: CheckpointArgs, num_workers: int, settings: dict) -> None:
+    if fabric.device.type == "cpu":  # share the cores between the processes of this node
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.strategy.num_processes))
+    if fabric.global_rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(json.loads(json.dumps(settings, default=str))))
+
+    # Data: a resumable 7:3 (by default) mix for training, the same fixed batches for every validation.
+    train_loader = MixedLoader(dataset.sources, config.block_size, plan.micro_batch_size, seed=seed,
+                               rank=fabric.global_rank, world_size=fabric.world_size, num_workers=num_workers)
+    val_loader = validation_loader(dataset.val_dirs, config.block_size, plan.micro_batch_size, fabric.global_rank,
+                                   fabric.world_size, max_batches=eval.max_batches)
+
+    # Model: every rank builds the same full model from the seed, then FSDP keeps only its shard.
+    fabric.seed_everything(seed)
+    with fabric.init_module(empty_init=False):
+        model = GPT(config)
+    fabric.print(f"Model {config.name}: {config.num_params():,} parameters "
+                 f"({config.num_params(non_embedding=True):,} non-embedding), "
+                 f"{config.flops_per_token() / 1e9:.3f} GFLOP per token (PaLM convention)")
+    model = fabric.setup(model)
+    optimizer = fabric.setup_optimizers(make_optimizer(
+        model, train.lr, train.weight_decay, (train.beta1, train.beta2), train.eps))
+
+    progress = {"step": 0, "tokens_seen": 0}
+    state = {"model": model, "optimizer": optimizer, "progress": progress, "data": train_loader.state_dict()}
+    if resume_from is not None:
+        fabric.print(f"Resuming from {resume_from}")
+        load_train_state(fabric, resume_from, state)
+        progress = state["progress"]
+        train_loader.load_state_dict(state["data"])
+    metrics = MetricsLog(fabric, out_dir, resumed_step=progress["step"])
+
+    fit(fabric, model, optimizer, train_loader, val_loader, plan, progress, metrics, config, dataset, out_dir,
+        precision, train, eval, checkpoint)
+
+    if sample_prompt is not None and fabric.global_rank == 0 and progress["step"] == plan.max_steps:
+        print_sample(out_dir / "checkpoints" / f"step-{progress['step']:08d}", sample_prompt, fabric.device)
+
+
+def fit(fabric, model, optimizer, train_loader: MixedLoader, val_loader, plan: BatchPlan, progress: dict,
+        metrics: MetricsLog, config: Config, dataset: TrainingData, out_dir: Path, precision: Precision,
+        train: TrainArgs, eval: EvalArgs, checkpoint: CheckpointArgs) -> None:
+    preempted = PreemptionFlag()
+    stop_at = min(plan.max_steps, train.stop_at_step or plan.max_steps)
+    peak = peak_flops(fabric.device, torch.float32 if precision == "32-true" else torch.bfloat16)
+    flops_per_step = config.flops_per_token() * plan.global_batch_tokens
+    meter = SpeedMeter()
+    meter.update(progress["tokens_seen"])
+    batches = iter(train_loader)
+    fabric.print(f"Training from step {progress['step']} to {stop_at} of {plan.max_steps}")
+
+    while progress["step"] < stop_at:
+        step = progress["step"]
+        lr = cosine_lr(step, plan.max_steps, train.lr, train.min_lr, plan.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # Forward/backward over the micro batches; gradients are reduced across ranks only on the last.
+        loss_sum = torch.zeros((), device=fabric.device)
+        for micro in range(plan.accumulation):
+            batch = next(batches).to(fabric.device, non_blocking=True).long()
+            with fabric.no_backward_sync(model, enabled=micro < plan.accumulation - 1):
+                loss = model(batch[:, :-1], targets=batch[:, 1:])
+                fabric.backward(loss / plan.accumulation)
+            loss_sum += loss.detach()
+
+        # The one host synchronisation of the step: the loss averaged over ranks, and the stop flag.
+        shared = torch.stack([loss_sum / plan.accumulation, torch.tensor(float(preempted.is_set), device=fabric.device)])
+        shared = fabric.all_reduce(shared, reduce_op="sum")
+        loss_value, stop_votes = (shared / torch.tensor([fabric.world_size, 1.0], device=fabric.device)).tolist()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(
+                f"Non-finite training loss ({loss_value}) at step {step + 1}; the optimizer step was not applied. "
+                f"Newest saved state: {latest_state(out_dir) or 'none'}. Lower train.lr or check the data, "
+                "then resume with --resume auto.")
+
+        grad_norm = total_norm(torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip or float("inf")))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        progress["step"] += 1
+        progress["tokens_seen"] += plan.global_batch_tokens
+        step = progress["step"]
+        meter.update(progress["tokens_seen"])
+
+        if step % train.log_interval == 0 or step == stop_at:
+            tokens_per_s = meter.tokens_per_second()
+            step_time = meter.seconds_per_step()
+            logged = {"tokens": progress["tokens_seen"], "loss": loss_value, "lr": lr, "grad_norm": grad_norm.item()}
+            if tokens_per_s is not None:
+                logged["tokens_per_s"] = tokens_per_s
+                logged["tokens_per_s_per_device"] = tokens_per_s / fabric.world_size
+                if peak is not None:
+                    logged["mfu"] = flops_per_step / step_time / (peak * fabric.world_size)
+            metrics.log(step, logged)
+            mfu = f"MFU {logged['mfu']:.1%} | " if "mfu" in logged else ""
+            speed = f"{tokens_per_s:,.0f} tok/s | " if tokens_per_s else ""
+            fabric.print(f"step {step:>{len(str(plan.max_steps))}}/{plan.max_steps} | loss {loss_value:.4f} | "
+                         f"lr {lr:.2e} | grad {logged['grad_norm']:.3f} | {speed}{mfu}"
+                         f"ETA {format_duration(meter.eta_seconds(plan.max_steps - step))}")
+
+        if step % eval.interval == 0 or step == plan.max_steps:
+            val_loss = validate(fabric, model, val_loader)
+            metrics.log(step, {"tokens": progress["tokens_seen"], "val_loss": val_loss, "val_ppl": math.exp(val_loss)})
+            fabric.print(f"step {step}: validation loss {val_loss:.4f}, perplexity {math.exp(val_loss):.2f}")
+
+        stopping = stop_votes > 0 or step == stop_at
+        if step % checkpoint.interval == 0 or stopping:
+            state = {"model": model, "optimizer": optimizer, "progress": progress, "data": train_loader.state_dict()}
+            path = save_train_state(fabric, out_dir, step, state, checkpoint.keep_last)
+            fabric.print(f"Saved training state to {path}")
+        if step % checkpoint.consolidated_interval == 0 or step == plan.max_steps:
+            save_consolidated(fabric, model, config, dataset, out_dir, progress)
+        if stop_votes > 0:
+            fabric.print(f"Stopped by SIGTERM after step {step}. Continue with --resume auto.")
+            return
+
+    if progress["step"] == plan.max_steps and fabric.global_rank == 0:
+        write_summary(out_dir, config, plan, progress, metrics)
+
+
+@torch.no_grad()
+def validate(fabric, model, val_loader) -> float:
+    """Mean loss over the validation batches of all ranks (each rank has the same number of batches)."""
+    model.eval()
+    totals = torch.zeros(2, device=fabric.device)
+    for batch in val_loader:
+        batch = batch.to(fabric.device).long()
+        totals[0] += model(batch[:, :-1], targets=batch[:, 1:])
+        totals[1] += 1
+    totals = fabric.all_reduce(totals, reduce_op="sum")
+    model.train()
+    return (totals[0] / totals[1]).item()
+
+
+def save_consolidated(fabric, model, config: Config, dataset: TrainingData, out_dir: Path, progress: dict) -> None:
+    """Gather the full weights on rank 0 and write a lit_tiny checkpoint (the README's format)."""
+    weights = full_state_dict(model)
+    if fabric.global_rank == 0:
+        path = out_dir / "checkpoints" / f"step-{progress['step']:08d}"
+        save_checkpoint(path, weights, config, Tokenizer(dataset.tokenizer_dir).files(),
+                        extra_files={"progress.json": json.dumps(progress)})
+        print(f"Saved checkpoint to {path}")
+    fabric.barrier()
+
+
+def write_summary(out_dir: Path, config: Config, plan: BatchPlan, progress: dict, metrics: MetricsLog) -> None:
+    """``summary.json`` marks a finished run and holds what scaling sweeps read."""
+    val = [m for m in metrics.read() if "val_loss" in m]
+    summary = {
+        "status": "finished",
+        "step": progress["step"],
+        "max_steps": plan.max_steps,
+        "tokens_seen": progress["tokens_seen"],
+        "final_val_loss": val[-1]["val_loss"],
+        "final_val_ppl": val[-1]["val_ppl"],
+        "model": asdict(config),
+        "num_params": config.num_params(),
+        "num_params_non_embedding": config.num_params(non_embedding=True),
+        "flops_per_token": config.flops_per_token(),
+        "wall_time_s": metrics.wall_time(),
+        "final_checkpoint": str(out_dir / "checkpoints" / f"step-{progress['step']:08d}"),
+    }
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+
+
+def print_sample(checkpoint_dir: Path, prompt: str, device: torch.device) -> None:
+    model = load_model(checkpoint_dir, device=device).eval()
+    tokenizer = Tokenizer(checkpoint_dir)
+    ids = torch.tensor(tokenizer.encode(prompt), device=device)
+    with torch.no_grad():
+        new = list(generate(model, ids, max_new_tokens=60, temperature=0.8, top_k=40, eos_id=tokenizer.eos_id,
+                            generator=torch.Generator(device=device).manual_seed(0)))
+    print(f"\nSample from {checkpoint_dir}:\n{prompt}{tokenizer.decode(new)}\n")
+
+
+class PreemptionFlag:
+    """Set by SIGTERM (what SLURM and cloud schedulers send before killing a job); read once per step."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.is_set = True
+
+
+def resume_path(resume: Union[bool, str, Path], out_dir: Path) -> Optional[Path]:
+    if resume is False:
+        if saved_states(out_dir):
+            raise FileExistsError(
+                f"{out_dir} already holds training states ({saved_states(out_dir)[-1].name} ...). "
+                "Pass --resume auto to continue that run, or choose another --out_dir.")
+        return None
+    if resume == "auto" or resume is True:
+        return latest_state(out_dir)
+    if not Path(resume).is_dir():
+        raise FileNotFoundError(f"--resume {resume}: no such training state folder")
+    return Path(resume)
+
+
+def tensorboard_logger(out_dir: Path):
+    from lightning.fabric.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(root_dir=out_dir, name="logs", version="")
+
+
+if __name__ == "__main__":
+    torch.set_float32_matmul_precision("high")
+    CLI(setup, as_positional=False)

@@ -1,0 +1,161 @@
+"""pretrain/tinyllama.py end to end on CPU: FSDP over 2 processes, exact resume, SIGTERM, config errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lit_tiny.batch_math import BatchConfigError, BatchPlan
+from lit_tiny.checkpoint import load_model
+from lit_tiny.data.readers import DataError
+from tests.conftest import REPO_ROOT
+from tests.pretrain.conftest import SCRIPT, read_metrics, run_script, train_args, train_losses
+
+
+def test_two_processes_fsdp_train_with_falling_loss(corpus, tmp_path):
+    out = tmp_path / "run"
+    result = run_script(train_args(corpus, out, "--devices", "2", "--train.max_steps", "30", "--train.log_interval", "1"))
+    losses = train_losses(out)
+    assert sorted(losses) == list(range(1, 31))
+    assert all(math.isfinite(v) for v in losses.values())
+    first, last = sum(losses[s] for s in (1, 2, 3)) / 3, sum(losses[s] for s in (28, 29, 30)) / 3
+    assert last < first - 1.0, f"loss did not fall: {first:.3f} -> {last:.3f}"
+    assert "world size)      2" in result.stdout and "gradient accumulation     2" in result.stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["step"] == 30 and summary["tokens_seen"] == 30 * 512
+    val = [m["val_loss"] for m in read_metrics(out) if "val_loss" in m]
+    assert len(val) == 6 and summary["final_val_loss"] == val[-1] and val[-1] < val[0]
+    # The consolidated checkpoint is a normal lit_tiny checkpoint that loads and knows its progress.
+    final = Path(summary["final_checkpoint"])
+    assert json.loads((final / "progress.json").read_text()) == {"step": 30, "tokens_seen": 30 * 512}
+    assert load_model(final).config.name == "tiny_test"
+    assert (final / "tokenizer.json").is_file()
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    assert [p.name for p in sorted((out / "train_state").iterdir())] == [
+        "step-00000020", "step-00000025", "step-00000030"]  # keep_last 3
+
+
+def test_resume_continues_the_exact_loss_curve(corpus, tmp_path):
+    k = 6
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ("--devices", "2", "--train.max_steps", str(2 * k), "--checkpoint.interval", "100")
+    run_script(train_args(corpus, straight, *common))
+    run_script(train_args(corpus, split, *common, "--train.stop_at_step", str(k)))
+    assert max(train_losses(split)) == k and not (split / "summary.json").exists()
+    result = run_script(train_args(corpus, split, *common, "--resume", "auto"))
+    assert "Resuming from" in result.stdout and f"step-{k:08d}" in result.stdout
+
+    a, b = train_losses(straight), train_losses(split)
+    assert sorted(a) == sorted(b) == list(range(1, 2 * k + 1))
+    for step in a:
+        assert abs(a[step] - b[step]) <= 1e-6, f"step {step}: {a[step]} vs {b[step]}"
+    val_a = [m["val_loss"] for m in read_metrics(straight) if "val_loss" in m]
+    val_b = [m["val_loss"] for m in read_metrics(split) if "val_loss" in m]
+    assert val_a == pytest.approx(val_b, abs=1e-6)
+
+
+def test_sigterm_saves_a_state_that_resumes(corpus, tmp_path):
+    out = tmp_path / "run"
+    args = train_args(corpus, out, "--devices", "2", "--train.max_steps", "100000", "--checkpoint.interval", "100000",
+                      "--eval.interval", "100000")
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and len(read_metrics(out)) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Stopped by SIGTERM" in stdout
+    states = sorted((out / "train_state").iterdir())
+    assert len(states) == 1
+    stopped_at = int(states[0].name.split("-")[1])
+    assert stopped_at >= 3 and max(train_losses(out)) == stopped_at
+
+    result = run_script(train_args(corpus, out, "--devices", "2", "--train.max_steps", str(stopped_at + 2),
+                                   "--resume", "auto"))
+    assert f"Training from step {stopped_at} to {stopped_at + 2}" in result.stdout
+    assert json.loads((out / "summary.json").read_text())["step"] == stopped_at + 2
+
+
+def test_paper_config_batch_math_on_16_devices():
+    settings = yaml.safe_load((REPO_ROOT / "configs" / "tinyllama_1b.yaml").read_text())
+    assert settings["model"] == "tiny_LLaMA_1b"
+    train = settings["train"]
+    plan = BatchPlan.make(train["global_batch_tokens"], train["micro_batch_size"], 2048, world_size=16,
+                          max_tokens=train["max_tokens"], warmup_steps=train["warmup_steps"])
+    assert plan.sequences_per_step == 1024 and plan.global_batch_tokens == 2_097_152
+    assert plan.accumulation == 8 and plan.micro_batch_size == 8
+    assert plan.max_steps == 1_430_512 and plan.warmup_steps == 2000
+    assert (train["lr"], train["min_lr"], train["weight_decay"], train["grad_clip"]) == (4e-4, 4e-5, 0.1, 1.0)
+    assert (train["beta1"], train["beta2"]) == (0.9, 0.95)
+    # The same config on 8 devices keeps the global batch and doubles the accumulation.
+    assert BatchPlan.make(2_097_152, 8, 2048, 8, 3 * 10**12).accumulation == 16
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "configs").glob("*.yaml")
+                                        if not p.name.startswith("scaling_")))
+def test_every_pretrain_config_parses_and_plans(script_module, monkeypatch, name):
+    """Each YAML goes through the real CLI into ``setup``; the run stops where processes would launch."""
+    seen = {}
+
+    class Launched(Exception):
+        pass
+
+    def fake_fabric(devices, num_nodes, precision, *args, **kwargs):
+        seen.update(devices=devices, precision=precision)
+        raise Launched
+
+    monkeypatch.setattr(script_module, "ensure_demo_corpus", lambda d: {k: Path(d) / k for k in (
+        "train_english", "train_code", "val_english", "val_code", "tokenizer")})
+    monkeypatch.setattr(script_module, "training_data", lambda *a: seen.setdefault("data", a))
+    monkeypatch.setattr(script_module, "make_fabric", fake_fabric)
+    with pytest.raises(Launched):
+        script_module.CLI(script_module.setup, as_positional=False,
+                          args=["--config", str(REPO_ROOT / "configs" / name), "--resume", "auto", "--out_dir", "/nonexistent"])
+    assert seen["devices"] >= 1 and seen["precision"] in ("32-true", "bf16-mixed", "bf16-true")
+    train_dirs, weights = seen["data"][0], seen["data"][1]
+    assert len(train_dirs) == len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+
+
+def test_bad_configs_fail_before_training(script_module, corpus, tmp_path):
+    def setup(**overrides):
+        args = dict(model=str(corpus["model"]), out_dir=tmp_path / "never", devices=1)
+        args.update(overrides)
+        data = script_module.DataArgs(train_dirs=[corpus["english"], corpus["code"]], weights=[0.7, 0.3],
+                                      val_dirs=[corpus["val"]])
+        train = overrides.pop("train", script_module.TrainArgs(global_batch_tokens=512, micro_batch_size=4, max_steps=2))
+        args.update(train=train, data=overrides.pop("data", data))
+        script_module.setup(**args)
+
+    with pytest.raises(BatchConfigError, match="does not divide into micro batches of 3"):
+        setup(train=script_module.TrainArgs(global_batch_tokens=512, micro_batch_size=3, max_steps=2))
+    with pytest.raises(BatchConfigError, match="not a whole number of 32-token sequences"):
+        setup(train=script_module.TrainArgs(global_batch_tokens=500, micro_batch_size=4, max_steps=2))
+    with pytest.raises(ValueError, match="Unknown model name 'tiny_LLaMA_7b'"):
+        setup(model="tiny_LLaMA_7b")
+    missing = tmp_path / "no_such_data"
+    with pytest.raises(DataError, match=f"Data folder {missing} does not exist"):
+        setup(data=script_module.DataArgs(train_dirs=[missing], weights=[1.0], val_dirs=[corpus["val"]]))
+    with pytest.raises(DataError, match="vocab_size is 64"):
+        small = tmp_path / "small.yaml"
+        small.write_text(Path(corpus["model"]).read_text().replace("vocab_size: 384", "vocab_size: 64"))
+        setup(model=str(small))
+    assert not (tmp_path / "never").exists()
+
+
+def test_refuses_to_overwrite_a_run_without_resume(corpus, tmp_path, script_module):
+    out = tmp_path / "run"
+    (out / "train_state" / "step-00000005").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="--resume auto"):
+        script_module.resume_path(False, out)
+    assert script_module.resume_path("auto", out) == out / "train_state" / "step-00000005"
