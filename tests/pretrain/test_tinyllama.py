@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import yaml
 from lit_tiny.batch_math import BatchConfigError, BatchPlan
 from lit_tiny.checkpoint import load_model
 from lit_tiny.data.readers import DataError
+from lit_tiny.evaluation.training import find_checkpoints
 from tests.conftest import REPO_ROOT
 from tests.pretrain.conftest import SCRIPT, read_metrics, run_script, train_args, train_losses
 
@@ -38,6 +40,7 @@ def test_two_processes_fsdp_train_with_falling_loss(corpus, tmp_path):
     final = Path(summary["final_checkpoint"])
     assert json.loads((final / "progress.json").read_text()) == {"step": 30, "tokens_seen": 30 * 512}
     assert load_model(final).config.name == "tiny_test"
+    assert [(c.step, c.tokens_seen) for c in find_checkpoints(out)] == [(30, 30 * 512)]  # what eval/training_run.py reads
     assert (final / "tokenizer.json").is_file()
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert [p.name for p in sorted((out / "train_state").iterdir())] == [
@@ -56,6 +59,7 @@ def test_resume_continues_the_exact_loss_curve(corpus, tmp_path):
 
     a, b = train_losses(straight), train_losses(split)
     assert sorted(a) == sorted(b) == list(range(1, 2 * k + 1))
+    assert len([m for m in read_metrics(split) if "loss" in m]) == 2 * k
     for step in a:
         assert abs(a[step] - b[step]) <= 1e-6, f"step {step}: {a[step]} vs {b[step]}"
     val_a = [m["val_loss"] for m in read_metrics(straight) if "val_loss" in m]
@@ -159,3 +163,23 @@ def test_refuses_to_overwrite_a_run_without_resume(corpus, tmp_path, script_modu
     with pytest.raises(FileExistsError, match="--resume auto"):
         script_module.resume_path(False, out)
     assert script_module.resume_path("auto", out) == out / "train_state" / "step-00000005"
+
+
+def test_non_finite_loss_stops_naming_the_step(corpus, tmp_path):
+    args = train_args(corpus, tmp_path / "run", "--devices", "1", "--train.max_steps", "50", "--train.lr", "1e4",
+                      "--train.min_lr", "1e4", "--train.warmup_steps", "0", "--train.grad_clip", "0")
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode != 0
+    assert re.search(r"Non-finite training loss \((nan|inf|-inf)\) at step \d+; the optimizer step was not applied",
+                     result.stderr)
+
+
+def test_activation_checkpointing_does_not_change_the_losses(corpus, tmp_path):
+    common = ("--devices", "1", "--train.max_steps", "4", "--eval.interval", "100")
+    run_script(train_args(corpus, tmp_path / "plain", *common))
+    run_script(train_args(corpus, tmp_path / "ac", *common, "--activation_checkpointing", "true"))
+    plain, ac = train_losses(tmp_path / "plain"), train_losses(tmp_path / "ac")
+    assert sorted(plain) == [1, 2, 3, 4]
+    for step in plain:
+        assert abs(plain[step] - ac[step]) <= 1e-6
