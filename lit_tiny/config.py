@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
 AttentionBackend = Literal["sdpa", "flash"]
+LossBackend = Literal["full", "chunked"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Config:
         norm_eps: RMSNorm epsilon.
         rope_base: RoPE frequency base.
         attention_backend: ``sdpa`` (PyTorch, any device) or ``flash`` (FlashAttention-2, CUDA only).
+        loss_backend: Cross-entropy of ``GPT.forward(idx, targets=...)``: ``chunked`` (never holds the
+            full logits; see ``lit_tiny.losses``) or ``full`` (the plain reference).
     """
 
     name: str = "custom"
@@ -40,6 +43,7 @@ class Config:
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
     attention_backend: AttentionBackend = "sdpa"
+    loss_backend: LossBackend = "chunked"
 
     def __post_init__(self) -> None:
         for f in ("block_size", "vocab_size", "n_layer", "n_embd", "n_head", "n_query_groups", "intermediate_size"):
@@ -55,6 +59,10 @@ class Config:
             raise ValueError(f"Config {self.name!r}: RoPE needs an even head size, got {self.head_size}")
         if self.attention_backend not in ("sdpa", "flash"):
             raise ValueError(f"Config {self.name!r}: attention_backend must be 'sdpa' or 'flash'")
+        if self.loss_backend not in get_args(LossBackend):
+            raise ValueError(
+                f"Config {self.name!r}: loss_backend must be one of {get_args(LossBackend)}, got {self.loss_backend!r}"
+            )
 
     @property
     def head_size(self) -> int:

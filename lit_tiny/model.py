@@ -189,7 +189,7 @@ class GPT(nn.Module):
         ``start`` > 0 is only meaningful with KV caches set (see ``set_kv_cache``).
 
         With ``targets`` (B, T), returns the mean next-token cross-entropy instead, computed by
-        ``lit_tiny.losses`` without ever holding the full fp32 logits."""
+        ``lit_tiny.losses`` with ``config.loss_backend`` (``chunked`` never holds the full logits)."""
         T = idx.size(1)
         if start + T > self.max_seq_len:
             raise ValueError(f"Sequence of {start + T} tokens exceeds the model's max_seq_len {self.max_seq_len}")
@@ -200,7 +200,7 @@ class GPT(nn.Module):
             x = block(x, cos, sin, start)
         x = self.norm(x)
         if targets is not None:
-            return cross_entropy_loss(x, self.lm_head.weight, targets)
+            return cross_entropy_loss(x, self.lm_head.weight, targets, self.config.loss_backend)
         return self.lm_head(x)
 
     def set_kv_cache(self, batch_size: int, max_seq_len: int | None = None) -> None:

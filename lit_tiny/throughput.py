@@ -1,10 +1,12 @@
-"""Speed accounting: device peak FLOP/s, model FLOPs utilisation (MFU), and a tokens/s + ETA meter."""
+"""Speed accounting: device peak FLOP/s, model FLOPs utilisation (MFU), a tokens/s + ETA meter,
+FLOPs measured op by op, and peak memory."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -71,3 +73,62 @@ def format_duration(seconds: Optional[float]) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{seconds:02d}s"
+
+
+def measure_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs that ``fn()`` executes, counted op by op with ``torch.utils.flop_counter.FlopCounterMode``.
+
+    Matrix multiplies and PyTorch's attention kernels are counted, attention without a causal discount
+    (as in the PaLM convention); elementwise work and kernels PyTorch does not know (flash-attn's) are not.
+    PyTorch counts its CUDA attention kernels itself; the CPU one is added here.
+    """
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+    cpu_attention = {
+        aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flops,
+    }
+    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=cpu_attention)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
+                                  **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window: CUDA's allocator statistics, or the process's peak RSS on Linux."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
+    except OSError:
+        pass
+
+
+def peak_memory_bytes(device: torch.device) -> Optional[int]:
+    """Peak memory since ``reset_peak_memory``: ``torch.cuda.max_memory_allocated`` on a GPU, the process's
+    peak resident set size (VmHWM, everything the process holds) on a Linux CPU, None elsewhere."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
