@@ -454,3 +454,12 @@ def test_plot_frontier_refuses_mixed_conventions(tmp_path, isoflop_runs, paramet
         plot_frontier(tmp_path / "f.png", parametric=kaplan_fit)
     path = plot_frontier(tmp_path / "f.png", parametric=kaplan_fit, compute_range=(1e18, 1e22))
     assert path.stat().st_size > 1000
+
+
+def test_isoflop_curves_are_plotted_even_when_approach_2_cannot_fit(isoflop_runs, tmp_path):
+    # Keep only the sizes above each budget's optimum: every curve rises with N, so no parabola has an
+    # interior minimum, yet the measured IsoFLOP points are still worth a plot.
+    big = [r for r in isoflop_runs if r.tokens / r.n_params_total < 5]
+    report = analyze(big, tmp_path)
+    assert "approach_2" in report.skipped
+    assert (tmp_path / "isoflop_chinchilla.png").stat().st_size > 10_000

@@ -59,8 +59,9 @@ def analyze(
     parametric_options: dict[str, Any] | None = None,
 ) -> ScalingReport:
     """Run the Kaplan fits and Chinchilla Approaches 1-3 on ``runs``; write ``fits_<convention>.json``
-    and the plots ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` and
-    ``frontier_<convention>.png`` (the last two when their fits succeed) into ``out_dir``.
+    and the plots ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` (when the runs form
+    IsoFLOP groups, with the parabolas when Approach 2 succeeds) and ``frontier_<convention>.png`` (when a
+    frontier could be fitted) into ``out_dir``.
 
     A fit the table cannot support (too few sizes, no loss curves, no IsoFLOP groups) is recorded in
     ``skipped`` with its reason; ``parametric_options`` go to ``fit_parametric_arrays`` (e.g.
@@ -91,8 +92,8 @@ def analyze(
     parametric: ParametricFit | None = report.fits.get("approach_3")
     suffix = convention.name
     report.files.append(plot_loss_vs_compute(runs, out_dir / f"loss_vs_compute_{suffix}.png", convention, envelope))
-    if isoflop is not None:
-        report.files.append(plot_isoflop(isoflop, out_dir / f"isoflop_{suffix}.png"))
+    if any(r.flop_budget is not None for r in runs) or isoflop is not None:
+        report.files.append(plot_isoflop(runs, convention, out_dir / f"isoflop_{suffix}.png", isoflop))
     if envelope or isoflop or parametric:
         compute = [r.flops(convention) for r in runs]
         report.files.append(

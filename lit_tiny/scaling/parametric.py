@@ -217,9 +217,11 @@ def fit_parametric_arrays(
                 [theta, _ranked_starts(axes, log_n[i], log_d[i], log_loss[i], huber_delta, bootstrap_starts)]
             )
             a, b, e, alpha, beta = _best_fit(resample_starts, log_n[i], log_d[i], log_loss[i], huber_delta)[0]
-            samples.append(
-                [math.exp(e), math.exp(a), math.exp(b), alpha, beta, beta / (alpha + beta), alpha / (alpha + beta)]
-            )
+            # A degenerate resample can drive a log-coefficient past float range: it becomes inf, not a crash.
+            with np.errstate(over="ignore"):
+                samples.append(
+                    [np.exp(e), np.exp(a), np.exp(b), alpha, beta, beta / (alpha + beta), alpha / (alpha + beta)]
+                )
         tails = 100 * (1 - confidence) / 2
         low, high = np.percentile(np.array(samples), [tails, 100 - tails], axis=0)
         intervals = {name: (float(lo), float(hi)) for name, lo, hi in zip(INTERVAL_NAMES, low, high)}

@@ -3,6 +3,7 @@ this module changes no global matplotlib state and needs no display."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lit_tiny.scaling.accounting import Convention, get_convention
-from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit
+from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit, group_by_budget
 from lit_tiny.scaling.parametric import ParametricFit
 from lit_tiny.scaling.runs import Run
 
@@ -77,29 +78,28 @@ def plot_loss_vs_compute(
     return _save(figure, path)
 
 
-def plot_isoflop(fit: IsoFlopFit, path: str | Path) -> Path:
-    """Loss against N for each FLOP budget, the fitted parabolas in ln N and their minima
-    (hollow stars: minima outside the sampled sizes, not used in the frontier fit)."""
+def plot_isoflop(runs: Sequence[Run], convention: Convention, path: str | Path, fit: IsoFlopFit | None = None) -> Path:
+    """Final loss against N for each IsoFLOP group of ``runs``; with an Approach 2 ``fit``, its parabolas
+    in ln N and their minima too (hollow stars: minima outside the sampled sizes, not used in the
+    frontier fit). Without a fit the measured points still show where each budget's minimum lies."""
     figure, ax = _figure()
-    for parabola, colour in zip(fit.parabolas, _colours(len(fit.parabolas))):
-        n = np.array(parabola.n_params)
-        grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
-        ax.scatter(n, parabola.loss, color=colour, s=18, label=f"C = {parabola.compute:.2g}")
+    groups = [sorted(g, key=lambda r: r.n_params(convention)) for g in group_by_budget(runs, convention) if len(g) > 1]
+    colours = _colours(len(groups))
+    centres = [float(np.exp(np.mean(np.log([r.flops(convention) for r in g])))) for g in groups]
+    for group, colour, compute in zip(groups, colours, centres):
+        ax.plot([r.n_params(convention) for r in group], [r.final_val_loss for r in group], "o" if fit else "o-",
+                color=colour, ms=4, lw=0.8, label=f"C = {compute:.2g}")
+    for parabola in fit.parabolas if fit else []:
+        colour = colours[int(np.argmin([abs(math.log(c / parabola.compute)) for c in centres]))]
+        grid = np.geomspace(min(parabola.n_params) / 1.5, max(parabola.n_params) * 1.5, 100)
         ax.plot(grid, parabola(grid), color=colour, lw=1)
-        ax.scatter(
-            [parabola.n_opt],
-            [parabola.loss_opt],
-            marker="*",
-            s=140,
-            edgecolors=colour,
-            facecolors=colour if parabola.interior else "none",
-            zorder=4,
-        )
+        ax.scatter([parabola.n_opt], [parabola.loss_opt], marker="*", s=140, edgecolors=colour,
+                   facecolors=colour if parabola.interior else "none", zorder=4)
     ax.set(
         xscale="log",
         xlabel="parameters N",
         ylabel="final loss (nats/token)",
-        title=f"IsoFLOP curves ({_label(get_convention(fit.convention))})",
+        title=f"IsoFLOP curves ({_label(convention)})" + ("" if fit else ": no Approach 2 fit"),
     )
     ax.legend(fontsize=7)
     return _save(figure, path)
