@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from lit_tiny.data.loader import TINYLLAMA_WEIGHTS
+
 
 @dataclass
 class TrainArgs:
@@ -93,7 +95,7 @@ class DataArgs:
     """
 
     train_dirs: list[Path] = field(default_factory=lambda: [Path("data/slimpajama/train"), Path("data/starcoder")])
-    weights: list[float] = field(default_factory=lambda: [0.693584, 0.306416])
+    weights: list[float] = field(default_factory=lambda: list(TINYLLAMA_WEIGHTS.values()))
     val_dirs: list[Path] = field(default_factory=lambda: [Path("data/slimpajama/validation")])
     tokenizer_dir: Optional[Path] = None
     demo_dir: Optional[Path] = None

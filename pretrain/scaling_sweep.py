@@ -38,6 +38,7 @@ from typing import Any, Literal, Optional
 import yaml
 from jsonargparse import CLI
 
+from lit_tiny.checkpoint import atomic_write_text
 from lit_tiny.config import Config
 from lit_tiny.scaling import CONVENTIONS, LossCurve, Run, analyze, count_params, flops_per_token, make_ladder, save_runs
 
@@ -421,7 +422,7 @@ def write_point_file(point: Point, script: Path) -> None:
     point.run_dir.mkdir(parents=True, exist_ok=True)
     data = {"name": point.name, "settings": point.settings, "script": str(script),
             "script_sha256": script_digest(script)}
-    (point.run_dir / "point.json").write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(point.run_dir / "point.json", json.dumps(data, indent=2) + "\n")
 
 
 def launch(command: list[str], log_path: Path, verbose: bool) -> tuple[int, bool]:

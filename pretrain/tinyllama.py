@@ -179,8 +179,8 @@ def fit(fabric, model, optimizer, train_loader: MixedLoader, val_loader, plan: B
 
         # The one host synchronisation of the step: the loss averaged over ranks, and the stop flag.
         shared = torch.stack([loss_sum / plan.accumulation, torch.tensor(float(preempted.is_set), device=fabric.device)])
-        shared = fabric.all_reduce(shared, reduce_op="sum")
-        loss_value, stop_votes = (shared / torch.tensor([fabric.world_size, 1.0], device=fabric.device)).tolist()
+        loss_total, stop_votes = fabric.all_reduce(shared, reduce_op="sum").tolist()
+        loss_value = loss_total / fabric.world_size
         if not math.isfinite(loss_value):
             raise FloatingPointError(
                 f"Non-finite training loss ({loss_value}) at step {step + 1}; the optimizer step was not applied. "
@@ -299,9 +299,9 @@ class PreemptionFlag:
 
 def resume_path(resume: Union[bool, str, Path], out_dir: Path) -> Optional[Path]:
     if resume is False:
-        if saved_states(out_dir):
+        if states := saved_states(out_dir):
             raise FileExistsError(
-                f"{out_dir} already holds training states ({saved_states(out_dir)[-1].name} ...). "
+                f"{out_dir} already holds training states ({states[-1].name} ...). "
                 "Pass --resume auto to continue that run, or choose another --out_dir.")
         return None
     if resume == "auto" or resume is True:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -24,6 +27,16 @@ SAMPLE_TEXTS = [
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
     "for i in range(10):\n\tprint(i * i)\n",
 ] * 20
+
+
+def import_script(path: Path, name: str) -> ModuleType:
+    """Import a script under ``pretrain/`` or ``eval/`` as module ``name`` (registered in ``sys.modules``,
+    where jsonargparse and dataclasses resolve the script's string annotations)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import subprocess
 import sys
@@ -6,21 +5,18 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, import_script
 
 SCRIPT = REPO_ROOT / "pretrain" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = import_script(SCRIPT, "benchmark_script")
     threads = torch.get_num_threads()
     yield module
     torch.set_num_threads(threads)
-    del sys.modules[spec.name]
+    del sys.modules[module.__name__]
 
 
 def test_benchmark_runs_both_models_and_writes_json(benchmark, tmp_path, capsys):

@@ -6,7 +6,6 @@ the real pretraining script."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import yaml
 
 from lit_tiny.config import Config
 from lit_tiny.scaling import load_runs
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, import_script
 from tests.pretrain.conftest import corpus  # noqa: F401  (the tiny prepared corpus, a session fixture)
 
 SWEEP = REPO_ROOT / "pretrain" / "scaling_sweep.py"
@@ -86,11 +85,7 @@ summary = {{"status": "finished", "step": steps, "max_steps": steps, "tokens_see
 
 @pytest.fixture(scope="module")
 def sweep_module():
-    spec = importlib.util.spec_from_file_location("pretrain_scaling_sweep", SWEEP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # jsonargparse resolves the string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return import_script(SWEEP, "pretrain_scaling_sweep")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 from lit_tiny.config import Config
 from lit_tiny.data.prepare import prepare_files
 from lit_tiny.tokenizer import train_bpe_tokenizer
-from tests.conftest import REPO_ROOT, SAMPLE_TEXTS
+from tests.conftest import REPO_ROOT, SAMPLE_TEXTS, import_script
 from tests.data.fixtures import code, prose
 
 SCRIPT = REPO_ROOT / "pretrain" / "tinyllama.py"
@@ -81,8 +80,4 @@ def train_losses(out_dir: Path) -> dict[int, float]:
 @pytest.fixture(scope="session")
 def script_module():
     """The pretraining script imported as a module (to call ``setup`` in-process for config checks)."""
-    spec = importlib.util.spec_from_file_location("pretrain_tinyllama", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # jsonargparse resolves the string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return import_script(SCRIPT, "pretrain_tinyllama")
