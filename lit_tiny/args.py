@@ -51,15 +51,16 @@ class TrainArgs:
 
 @dataclass
 class EvalArgs:
-    """Validation during training (all ranks in lockstep, the same batches every time).
+    """Validation during training: the same sequences every time, whatever the number of processes.
 
     Args:
         interval: Validate every this many optimizer steps, and at the end of the run.
-        max_batches: Validation batches per rank per evaluation (each of micro_batch_size sequences).
+        max_sequences: Validation sequences per evaluation, summed over all processes: the first ones of
+            the validation folders (null: all of them). The validation set does not depend on the world size.
     """
 
     interval: int = 1000
-    max_batches: int = 100
+    max_sequences: Optional[int] = 12_800
 
 
 @dataclass

@@ -88,7 +88,7 @@ class PointArgs:
         warmup_steps: A fixed warmup in steps instead; every point must train for more steps than this.
         evals_per_run: Validations spread evenly over each run (``eval.interval = steps // evals_per_run``);
             they form the loss curves that Chinchilla's Approach 1 reads. The end of a run is always validated.
-        eval_max_batches: Validation batches per evaluation (default: the base config's, or the script's).
+        eval_max_sequences: Validation sequences per evaluation (default: the base config's, or the script's).
     """
 
     global_batch_tokens: int = 8192
@@ -97,7 +97,7 @@ class PointArgs:
     warmup_fraction: Optional[float] = 0.1
     warmup_steps: Optional[int] = None
     evals_per_run: int = 8
-    eval_max_batches: Optional[int] = None
+    eval_max_sequences: Optional[int] = None
 
 
 # Flags the sweep sets itself for every point; ``overrides`` may not name them.
@@ -107,7 +107,7 @@ OWN_FLAGS = {
     "train.max_steps": "tokens or flop_budgets", "train.global_batch_tokens": "train.global_batch_tokens",
     "train.micro_batch_size": "train.micro_batch_size", "train.lr": "train.lr",
     "train.warmup_steps": "train.warmup_fraction or train.warmup_steps", "eval.interval": "train.evals_per_run",
-    "eval.max_batches": "train.eval_max_batches",
+    "eval.max_sequences": "train.eval_max_sequences",
 }
 
 
@@ -204,7 +204,7 @@ def setup(
     configs = model_configs(models or [], ladder)
     common = {
         "global_batch_tokens": train.global_batch_tokens, "lr": train.lr, "seed": seed, "precision": precision,
-        "eval_max_batches": train.eval_max_batches, "overrides": flags,
+        "eval_max_sequences": train.eval_max_sequences, "overrides": flags,
         "base_config": yaml.safe_load(base_config.read_text()) if base_config is not None else None,
     }
     points, skipped = plan_points(configs, tokens or [], flop_budgets or [], budget_convention, min_steps,
@@ -409,8 +409,8 @@ def point_command(point: Point, script: Path, base_config: Optional[Path], devic
         "--train.warmup_steps", str(point.settings["warmup_steps"]),
         "--eval.interval", str(point.settings["eval_interval"]),
     ]
-    if train.eval_max_batches is not None:
-        command += ["--eval.max_batches", str(train.eval_max_batches)]
+    if train.eval_max_sequences is not None:
+        command += ["--eval.max_sequences", str(train.eval_max_sequences)]
     if precision is not None:
         command += ["--precision", precision]
     for key, value in flags.items():

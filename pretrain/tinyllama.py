@@ -35,6 +35,7 @@ from lit_tiny.data.demo import ensure_demo_corpus
 from lit_tiny.data.loader import TINYLLAMA_WEIGHTS, MixedLoader, TrainingData, training_data, validation_loader
 from lit_tiny.fsdp import Precision, full_state_dict, make_fabric, resolve_devices, resolve_precision, total_norm
 from lit_tiny.generate import generate
+from lit_tiny.losses import IGNORE_INDEX
 from lit_tiny.model import GPT
 from lit_tiny.monitor import MetricsLog
 from lit_tiny.optim import cosine_lr, make_optimizer
@@ -121,7 +122,7 @@ def main(fabric, config: Config, plan: BatchPlan, dataset: TrainingData, out_dir
     train_loader = MixedLoader(dataset.sources, config.block_size, plan.micro_batch_size, seed=seed,
                                rank=fabric.global_rank, world_size=fabric.world_size, num_workers=num_workers)
     val_loader = validation_loader(dataset.val_dirs, config.block_size, plan.micro_batch_size, fabric.global_rank,
-                                   fabric.world_size, max_batches=eval.max_batches)
+                                   fabric.world_size, max_sequences=eval.max_sequences)
 
     # Model: every rank builds the same full model from the seed, then FSDP keeps only its shard.
     fabric.seed_everything(seed)
@@ -233,13 +234,17 @@ def fit(fabric, model, optimizer, train_loader: MixedLoader, val_loader, plan: B
 
 @torch.no_grad()
 def validate(fabric, model, val_loader) -> float:
-    """Mean loss over the validation batches of all ranks (each rank has the same number of batches)."""
+    """Mean token loss over the validation set, whatever the world size: each rank sums its tokens'
+    losses (padding slots, which keep the ranks in lockstep, count for nothing), then the sums are reduced."""
     model.eval()
     totals = torch.zeros(2, device=fabric.device)
-    for batch in val_loader:
-        batch = batch.to(fabric.device).long()
-        totals[0] += model(batch[:, :-1], targets=batch[:, 1:])
-        totals[1] += 1
+    for blocks, valid in val_loader:
+        blocks, valid = blocks.to(fabric.device).long(), valid.to(fabric.device)
+        targets = blocks[:, 1:].masked_fill(~valid[:, None], IGNORE_INDEX)
+        n_tokens = (targets != IGNORE_INDEX).sum()
+        loss = model(blocks[:, :-1], targets=targets)
+        totals[0] += torch.where(n_tokens > 0, loss * n_tokens, 0.0)
+        totals[1] += n_tokens
     totals = fabric.all_reduce(totals, reduce_op="sum")
     model.train()
     return (totals[0] / totals[1]).item()

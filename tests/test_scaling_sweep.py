@@ -315,7 +315,7 @@ def test_end_to_end_with_the_real_pretraining_script(sweep_module, corpus, tmp_p
         "sweep_dir": str(sweep_dir), "models": [str(corpus["model"])], "tokens": [512 * 8, 512 * 16, 512 * 200],
         "min_steps": 8, "precision": "32-true", "conventions": ["chinchilla"], "n_bootstrap": 0,
         "train": {"global_batch_tokens": 512, "micro_batch_size": 16, "lr": 1e-2, "evals_per_run": 4,
-                  "eval_max_batches": 2},
+                  "eval_max_sequences": 8},
         "overrides": {"data": data, "train": {"min_lr": 1e-3}}}))
     process = subprocess.Popen([sys.executable, str(SWEEP), "--config", str(config)], cwd=REPO_ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,16 +7,21 @@ if source ``s`` was drawn ``k`` times before, the block is ``shuffle_s(k mod n_s
 pseudo-random permutation of the source's ``n_s`` blocks that is reshuffled every epoch. Micro-batch
 ``t`` of rank ``r`` holds samples ``g0 + (t * world_size + r) * batch_size + i``. Dataloader worker
 ``w`` builds the micro-batches ``t = w, w + num_workers, ...`` and PyTorch's in-order loader hands them
-out in order, so the batches do not depend on the number of workers.
+out in order, so the batches do not depend on the number of workers. An optimizer step of ``G`` samples
+(``G = accumulation * world_size * batch_size``) therefore holds samples ``[s * G, (s + 1) * G)`` for
+every world size, micro batch and worker count: the data order is a function of the seed and ``g`` only.
+Every process reads every block (:class:`BlockReader`), so this holds under ``torch.distributed`` too.
 
 The loader's state is therefore just ``(g, draws per source at g)``: identical on every rank, saved
 with the checkpoint, and enough to continue exactly where an uninterrupted run would be, whatever the
-number of workers (litdata's ``CombinedStreamingDataset`` resumes exactly only with 0 workers).
+number of workers (litdata's ``CombinedStreamingDataset`` resumes exactly only with 0 workers), and
+on any number of ranks. The validation set (:class:`ValidationBlocks`) does not depend on the world size either.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -81,7 +86,14 @@ def check_vocab(data_dirs: Sequence[Path], vocab_size: int) -> None:
 
 
 class BlockReader:
-    """Random access to the ``block_size``-token blocks of one prepared folder (opened lazily, per process)."""
+    """Random access to all ``block_size``-token blocks of one prepared folder (opened lazily, per process).
+
+    Every process sees every block, whatever the distributed state: the loaders below assign samples
+    to ranks themselves. litdata would otherwise shard the dataset it detects ranks for (from
+    ``torch.distributed`` or from ``WORLD_SIZE`` in the environment, which torchrun sets): its
+    ``__len__`` then counts only ``1/world_size`` of the blocks while ``__getitem__`` still indexes the
+    whole folder, so every rank would read the same first fraction of the data.
+    """
 
     def __init__(self, path: Path, block_size: int) -> None:
         self.path = Path(path)
@@ -95,8 +107,12 @@ class BlockReader:
     def _open(self):
         if self._dataset is None:
             from litdata import StreamingDataset, TokensLoader
+            from litdata.utilities.env import _DistributedEnv
 
-            self._dataset = StreamingDataset(str(self.path), item_loader=TokensLoader(block_size=self.block_size))
+            dataset = StreamingDataset(str(self.path), item_loader=TokensLoader(block_size=self.block_size))
+            dataset.distributed_env = _DistributedEnv(world_size=1, global_rank=0, num_nodes=1)
+            dataset.drop_last = False  # litdata forces drop_last when it detects several ranks
+            self._dataset = dataset
         return self._dataset
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -263,35 +279,39 @@ class MixedLoader:
 
 
 class ValidationBlocks(Dataset):
-    """The first ``num_batches * batch_size * world_size`` blocks of the validation folders, in order,
-    dealt so that every rank gets the same number of batches (an empty rank would hang FSDP)."""
+    """The first ``max_sequences`` blocks of the validation folders, in order, dealt over the ranks.
+
+    Which blocks form the validation set depends only on the data and ``max_sequences``, never on the
+    world size: rank ``r``'s batch ``t`` holds blocks ``(t * world_size + r) * batch_size + i``. Every
+    rank runs the same number of batches (a rank with fewer would hang FSDP's collectives); the slots
+    past the last block repeat block 0 and are marked invalid, so they carry no weight in the loss.
+    Items are ``(block, valid)``.
+    """
 
     def __init__(self, paths: Sequence[Path], block_size: int, batch_size: int, rank: int, world_size: int,
-                 max_batches: Optional[int] = None) -> None:
+                 max_sequences: Optional[int] = None) -> None:
         self.readers = [BlockReader(p, block_size + 1) for p in paths]
         total = sum(r.num_blocks for r in self.readers)
-        self.num_batches = total // (batch_size * world_size)
-        if max_batches is not None:
-            self.num_batches = min(self.num_batches, max_batches)
-        if self.num_batches == 0:
-            raise DataError(
-                f"Validation data {[str(p) for p in paths]} has {total} blocks of {block_size + 1} tokens, fewer than "
-                f"one batch for each of {world_size} ranks ({batch_size} each). Prepare more validation data or lower the batch size."
-            )
+        self.num_sequences = total if max_sequences is None else min(total, max_sequences)
+        if self.num_sequences < 1:
+            raise DataError(f"Validation needs at least one sequence, got max_sequences={max_sequences}")
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.num_batches = math.ceil(self.num_sequences / (batch_size * world_size))
         self.offsets = np.cumsum([0] + [r.num_blocks for r in self.readers])
 
     def __len__(self) -> int:
         return self.num_batches * self.batch_size
 
-    def __getitem__(self, j: int) -> torch.Tensor:
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, bool]:
         t, i = divmod(j, self.batch_size)
         g = (t * self.world_size + self.rank) * self.batch_size + i
+        valid = g < self.num_sequences
+        g = g if valid else 0
         s = int(np.searchsorted(self.offsets, g, side="right") - 1)
-        return self.readers[s][g - int(self.offsets[s])]
+        return self.readers[s][g - int(self.offsets[s])], valid
 
 
 def validation_loader(paths: Sequence[Path], block_size: int, batch_size: int, rank: int = 0, world_size: int = 1,
-                      max_batches: Optional[int] = None, num_workers: int = 0) -> DataLoader:
-    dataset = ValidationBlocks(paths, block_size, batch_size, rank, world_size, max_batches)
+                      max_sequences: Optional[int] = None, num_workers: int = 0) -> DataLoader:
+    dataset = ValidationBlocks(paths, block_size, batch_size, rank, world_size, max_sequences)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)

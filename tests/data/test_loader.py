@@ -1,12 +1,18 @@
 import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lit_tiny.data.loader import MixedLoader, Source, SourceDraws, ValidationBlocks, shuffled_index, validation_loader
+from lit_tiny.data.loader import BlockReader, MixedLoader, Source, SourceDraws, shuffled_index, validation_loader
 from lit_tiny.data.readers import DataError
 from lit_tiny.tokenizer import Tokenizer
+from tests.conftest import REPO_ROOT
 
 
 def take(loader, n):
@@ -110,19 +116,109 @@ def test_draw_counts_match_the_stream():
         SourceDraws([0.0, 0.0], seed=0)
 
 
-def test_validation_gives_every_rank_the_same_batches(letters_and_digits):
+def test_reader_sees_every_block_when_the_environment_names_a_world(letters_and_digits, monkeypatch):
+    """torchrun sets WORLD_SIZE, which litdata reads even before torch.distributed starts."""
+    alone = BlockReader(letters_and_digits["letters"], 17)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("GLOBAL_RANK", "3")
+    in_world = BlockReader(letters_and_digits["letters"], 17)
+    assert in_world.num_blocks == alone.num_blocks
+    assert torch.equal(in_world[alone.num_blocks - 1], alone[alone.num_blocks - 1])
+
+
+def validation_rows(paths, batch_size, rank, world_size, max_sequences=None):
+    """(number of batches, the valid rows of this rank with their global index)."""
+    loader = validation_loader(paths, block_size=16, batch_size=batch_size, rank=rank, world_size=world_size,
+                               max_sequences=max_sequences)
+    rows, count = {}, 0
+    for t, (blocks, valid) in enumerate(loader):
+        count += 1
+        for i, (row, ok) in enumerate(zip(blocks, valid)):
+            if ok:
+                rows[(t * world_size + rank) * batch_size + i] = tuple(row.tolist())
+    return count, rows
+
+
+@pytest.mark.parametrize("max_sequences", [None, 50])
+def test_validation_set_is_the_same_for_every_world_size(letters_and_digits, max_sequences):
     paths = [letters_and_digits["letters"], letters_and_digits["digits"]]
-    per_rank = [list(validation_loader(paths, block_size=16, batch_size=3, rank=r, world_size=3)) for r in range(3)]
-    assert len({len(batches) for batches in per_rank}) == 1 and len(per_rank[0]) > 0
-    rows = [tuple(row.tolist()) for batches in per_rank for b in batches for row in b]
-    assert len(rows) == len(set(rows))
-    capped = validation_loader(paths, block_size=16, batch_size=3, rank=0, world_size=3, max_batches=2)
-    assert len(list(capped)) == 2
+    _, single = validation_rows(paths, 4, 0, 1, max_sequences)
+    expected = sum(BlockReader(p, 17).num_blocks for p in paths) if max_sequences is None else max_sequences
+    assert sorted(single) == list(range(expected))
+    for world_size, batch_size in ((2, 4), (3, 5), (7, 2)):
+        counts, union = set(), {}
+        for rank in range(world_size):
+            count, rows = validation_rows(paths, batch_size, rank, world_size, max_sequences)
+            counts.add(count)
+            assert not set(rows) & set(union)
+            union.update(rows)
+        assert len(counts) == 1 and counts.pop() > 0, "every rank must run the same number of batches"
+        assert union == single
 
 
-def test_validation_too_small_for_world_is_a_clear_error(letters_and_digits):
-    with pytest.raises(DataError, match="fewer than one batch for each of 1000 ranks"):
-        ValidationBlocks([letters_and_digits["digits"]], block_size=16, batch_size=8, rank=0, world_size=1000)
+def test_validation_on_more_ranks_than_sequences_pads_every_rank(letters_and_digits):
+    paths = [letters_and_digits["digits"]]
+    counts = [validation_rows(paths, 2, rank, 9, max_sequences=5) for rank in range(9)]
+    assert {c for c, _ in counts} == {1}
+    assert sorted(g for _, rows in counts for g in rows) == [0, 1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ under torch.distributed (torchrun, gloo)
+
+RANKS_SCRIPT = Path(__file__).with_name("loader_ranks.py")
+
+
+def run_ranks(world_size: int, out: Path, sources, *args: str) -> dict:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(world_size),
+               str(RANKS_SCRIPT), "--sources", *map(str, sources), "--weights", "0.7", "0.3", "--block_size", "16",
+               "--global_batch", "24", "--out", str(out), *args]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+def single_process_steps(sources, micro_batch: int, steps: int, state: dict | None = None, save_after=None):
+    loader = MixedLoader([Source(p, w) for p, w in zip(sources, (0.7, 0.3))], block_size=16, batch_size=micro_batch,
+                         seed=5, num_workers=0)
+    if state is not None:
+        loader.load_state_dict(state)
+    batches, out, saved = iter(loader), [], None
+    for step in range(steps):
+        out.append(sorted(row for _ in range(24 // micro_batch) for row in next(batches).tolist()))
+        if save_after == step + 1:
+            saved = loader.state_dict()
+    return out, saved
+
+
+def test_every_rank_reads_every_block_in_a_world_size_independent_order(letters_and_digits, tmp_path):
+    """Under 2 and 4 processes: each source's blocks are all read, once per epoch, in the single-process order;
+    each optimizer step holds the same samples for world sizes 1, 2 and 4 (0 and 2 workers); a loader state
+    saved by 2 processes continues the same order on 1 and on 4."""
+    sources = [letters_and_digits["letters"], letters_and_digits["digits"]]
+    readers = [BlockReader(p, 17) for p in sources]
+    everything = [[readers[s][i].tolist() for i in range(r.num_blocks)] for s, r in enumerate(readers)]
+    reference_epochs = []
+    for path in sources:
+        loader = MixedLoader([Source(path)], block_size=16, batch_size=8, seed=5, num_workers=0)
+        rows = [row for batch in take(loader, -(-len(everything[len(reference_epochs)]) // 8)) for row in batch.tolist()]
+        reference_epochs.append(rows[: len(everything[len(reference_epochs)])])
+    reference_steps, _ = single_process_steps(sources, micro_batch=8, steps=12)
+
+    two = run_ranks(2, tmp_path / "two.json", sources, "--micro_batch", "4", "--steps", "12", "--save_after", "5")
+    (tmp_path / "state.json").write_text(json.dumps(two["state"]))
+    four = run_ranks(4, tmp_path / "four.json", sources, "--micro_batch", "3", "--steps", "7", "--num_workers", "2",
+                     "--load_state", str(tmp_path / "state.json"))
+    for result in (two, four):
+        assert result["env_world_size"] == str(result["world_size"])  # litdata's trigger is there
+        assert result["num_blocks"] == [r.num_blocks for r in readers]
+        for epoch, blocks, reference in zip(result["epochs"], everything, reference_epochs):
+            assert sorted(epoch) == sorted(blocks) and len({tuple(b) for b in epoch}) == len(blocks)
+            assert epoch == reference
+    assert two["steps"] == reference_steps
+    assert four["steps"] == reference_steps[5:]
+    one_after_two, _ = single_process_steps(sources, micro_batch=6, steps=7, state=two["state"])
+    assert one_after_two == reference_steps[5:]
 
 
 def test_missing_data_folder_is_named(tmp_path):

@@ -55,7 +55,7 @@ def train_args(corpus: dict[str, Path], out_dir: Path, *extra: str) -> list[str]
         "--data.num_workers", "2",
         "--train.global_batch_tokens", str(32 * 16), "--train.micro_batch_size", "4",
         "--train.lr", "0.01", "--train.min_lr", "0.001", "--train.warmup_steps", "2",
-        "--eval.interval", "5", "--eval.max_batches", "2",
+        "--eval.interval", "5", "--eval.max_sequences", "16",
         "--checkpoint.interval", "5", "--checkpoint.consolidated_interval", "1000",
         *extra,
     ]

@@ -183,3 +183,29 @@ def test_activation_checkpointing_does_not_change_the_losses(corpus, tmp_path):
     assert sorted(plain) == [1, 2, 3, 4]
     for step in plain:
         assert abs(plain[step] - ac[step]) <= 1e-6
+
+
+def test_world_size_changes_neither_the_losses_nor_the_data_order(corpus, tmp_path):
+    """Same global batch on 1 and 2 processes: the same loss curve (fp32). A state saved by 2 processes
+    resumes on 1 and on 4 processes and continues that curve."""
+    common = ("--train.max_steps", "12", "--checkpoint.interval", "6", "--eval.interval", "6")
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_script(train_args(corpus, one, "--devices", "1", *common))
+    run_script(train_args(corpus, two, "--devices", "2", *common))
+    reference = train_losses(one)
+    assert sorted(reference) == list(range(1, 13))
+    for step, loss in train_losses(two).items():
+        assert abs(loss - reference[step]) <= 1e-5, f"step {step}: {loss} on 2 processes vs {reference[step]} on 1"
+    val_one = [m["val_loss"] for m in read_metrics(one) if "val_loss" in m]
+    val_two = [m["val_loss"] for m in read_metrics(two) if "val_loss" in m]
+    assert len(val_one) == 2 and val_two == pytest.approx(val_one, abs=1e-5)
+
+    saved = two / "train_state" / "step-00000006"
+    for devices in (1, 4):
+        out = tmp_path / f"resumed_on_{devices}"
+        result = run_script(train_args(corpus, out, "--devices", str(devices), *common, "--resume", str(saved)))
+        assert f"saved by 2 processes and this job has {devices}" in result.stdout
+        resumed = train_losses(out)
+        assert sorted(resumed) == list(range(7, 13))
+        for step, loss in resumed.items():
+            assert abs(loss - reference[step]) <= 1e-5, f"step {step} on {devices} after 2: {loss} vs {reference[step]}"
