@@ -4,48 +4,11 @@ ARC-Easy, BoolQ and PIQA through lm-evaluation-harness, on a lit_tiny checkpoint
     python eval/commonsense.py --checkpoint_dir checkpoints/tinyllama-3t --data_dir data/eval
 """
 
-from pathlib import Path
-from typing import Literal, Optional
-
 from jsonargparse import CLI
 
-from lit_tiny.evaluation.harness import EvalSettings, run_suite
+from lit_tiny.evaluation.harness import suite_main
 
-
-def main(
-    checkpoint_dir: Path,
-    data_dir: Optional[Path] = Path("data/eval"),
-    tasks: Optional[list[str]] = None,
-    num_fewshot: int = 0,
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32",
-    limit: Optional[float] = None,
-    bootstrap_iters: int = 100_000,
-    seed: int = 1234,
-    log_samples: bool = False,
-    out_file: Optional[Path] = None,
-) -> None:
-    """Print acc, acc_norm, the paper's column and the average beside the paper's rows; write a results JSON.
-
-    Args:
-        checkpoint_dir: A lit_tiny checkpoint folder (model.safetensors, model_config.yaml, tokenizer).
-        data_dir: Folder with one subfolder per task (tutorials/evaluation.md lists files and schemas);
-            null lets lm-eval download the datasets from the Hugging Face hub (needs network).
-        tasks: Some of hellaswag, openbookqa, winogrande, arc_challenge, arc_easy, boolq, piqa (default: all).
-        num_fewshot: Examples per prompt; the paper uses 0.
-        batch_size: Sequences per forward pass (right-padded).
-        device: cpu, cuda, cuda:1, or auto (cuda when available).
-        dtype: Weights and activations dtype.
-        limit: Only the first documents of each task (a fraction if below 1), for smoke tests.
-        bootstrap_iters: Bootstrap resamples for standard errors of non-mean metrics (0: skip all standard errors).
-        seed: Seed of lm-eval's generators and of the few-shot sampler.
-        log_samples: Also write every request and response to <out_file stem>.samples.json.
-        out_file: Results JSON (default: <checkpoint_dir>/eval/commonsense.json).
-    """
-    settings = EvalSettings(data_dir, num_fewshot, limit, bootstrap_iters, seed, log_samples)
-    run_suite("commonsense", checkpoint_dir, settings, tasks, batch_size, device, dtype, out_file=out_file)
-
+main = suite_main("commonsense")
 
 if __name__ == "__main__":
     CLI(main, as_positional=False)

@@ -9,25 +9,16 @@ evaluated with the same settings are skipped, so the command can be re-run while
 """
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from jsonargparse import CLI
 
-from lit_tiny.evaluation.training import evaluate_run
+from lit_tiny.evaluation.settings import HarnessSettings
+from lit_tiny.evaluation.training_run import evaluate_run
 
 
-def main(
-    run_dir: Path,
-    data_dir: Optional[Path] = Path("data/eval"),
-    tasks: Optional[list[str]] = None,
-    steps: Optional[list[int]] = None,
-    overwrite: bool = False,
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32",
-    limit: Optional[float] = None,
-    seed: int = 1234,
-) -> None:
+def main(run_dir: Path, data_dir: Optional[Path] = Path("data/eval"), tasks: Optional[list[str]] = None,
+         steps: Optional[list[int]] = None, overwrite: bool = False, eval: HarnessSettings = HarnessSettings()) -> None:
     """Evaluate the run's checkpoints, then write the CSV and PNG.
 
     Args:
@@ -36,13 +27,9 @@ def main(
         tasks: Some of the seven commonsense tasks (default: all).
         steps: Only the checkpoints at these steps (default: all).
         overwrite: Re-evaluate checkpoints that already have results.
-        batch_size: Sequences per forward pass (right-padded).
-        device: cpu, cuda, cuda:1, or auto (cuda when available).
-        dtype: Weights and activations dtype.
-        limit: Only the first documents of each task (a fraction if below 1), for quick curves.
-        seed: Seed of lm-eval's generators.
+        eval: How each checkpoint is run and scored (zero-shot; out_file is not used).
     """
-    evaluate_run(run_dir, data_dir, tasks, steps, overwrite, batch_size, device, dtype, limit, seed)
+    evaluate_run(run_dir, data_dir, tasks, steps, overwrite, eval)
 
 
 if __name__ == "__main__":

@@ -11,51 +11,17 @@ Weights are read with safetensors, which never unpickles anything.
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import torch
 
 from lit_tiny.config import Config
+from lit_tiny.files import atomic_write_dir
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model_config.yaml"
-
-
-def atomic_write_dir(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
-    """Build a folder in a temporary sibling with ``fill(tmp)``, then swap it in with renames.
-
-    A crash at any point leaves either the old folder or the new one at ``out_dir``, never a half-written one.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{tag}")
-    old = out_dir.with_name(f".{out_dir.name}.old-{tag}")
-    try:
-        tmp.mkdir()
-        fill(tmp)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return out_dir
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file through a temporary sibling and a rename, so readers never see half of it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def save_checkpoint(

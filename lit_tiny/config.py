@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -118,18 +119,54 @@ class Config:
         return 6 * self.matmul_params() + attention
 
 
-def _ladder(name: str, n_layer: int, n_embd: int, n_head: int, n_query_groups: int) -> Config:
-    """A small Llama shape for scaling studies: MLP width 8/3 d rounded up to a multiple of 32."""
-    intermediate = -(-8 * n_embd // 3 // 32) * 32
+def query_groups(n_head: int, heads_per_group: int) -> int:
+    """The divisor of ``n_head`` closest (in ratio) to ``n_head / heads_per_group``; ties go to more groups."""
+    target = n_head / heads_per_group
+    divisors = [g for g in range(1, n_head + 1) if n_head % g == 0]
+    return min(divisors, key=lambda g: (abs(math.log(g / target)), -g))
+
+
+def default_head_size(n_embd: int) -> int:
+    """32 below width 512, 64 from there (TinyLlama and Llama use 64)."""
+    return 32 if n_embd < 512 else 64
+
+
+def llama_shape(
+    n_layer: int,
+    n_embd: int,
+    head_size: int | None = None,
+    heads_per_group: int = 4,
+    intermediate_multiple: int = 8,
+    intermediate_size: int | None = None,
+    vocab_size: int = 32000,
+    block_size: int = 2048,
+    name: str = "custom",
+) -> Config:
+    """A Llama 2 block shape of the given depth and width: the one recipe behind the ``ladder_N``
+    presets and the scaling ladders of ``lit_tiny.scaling.ladder``.
+
+    Args:
+        n_layer, n_embd: Depth and width.
+        head_size: Dimension per head (default ``default_head_size(n_embd)``).
+        heads_per_group: Query heads per key/value head aimed for (TinyLlama: 8); the group count is
+            the divisor of ``n_head`` nearest to ``n_head / heads_per_group``.
+        intermediate_multiple: The SwiGLU width defaults to 8/3 ``n_embd`` rounded up to a multiple of this.
+        intermediate_size: Explicit SwiGLU width instead of that default.
+        vocab_size, block_size, name: Passed to ``Config``.
+    """
+    head_size = head_size or default_head_size(n_embd)
+    if n_embd % head_size:
+        raise ValueError(f"n_embd={n_embd} is not a multiple of head_size={head_size}")
+    n_head = n_embd // head_size
     return Config(
         name=name,
-        block_size=512,
-        vocab_size=4096,
+        block_size=block_size,
+        vocab_size=vocab_size,
         n_layer=n_layer,
         n_embd=n_embd,
         n_head=n_head,
-        n_query_groups=n_query_groups,
-        intermediate_size=intermediate,
+        n_query_groups=query_groups(n_head, heads_per_group),
+        intermediate_size=intermediate_size or -(-8 * n_embd // (3 * intermediate_multiple)) * intermediate_multiple,
     )
 
 
@@ -156,14 +193,10 @@ PRESETS: dict[str, Config] = {
             n_query_groups=2,
             intermediate_size=352,
         ),
-        # Ladder for scaling studies on the demo corpus, roughly x2 in non-embedding parameters per rung.
-        _ladder("ladder_0", n_layer=2, n_embd=64, n_head=2, n_query_groups=1),
-        _ladder("ladder_1", n_layer=3, n_embd=96, n_head=3, n_query_groups=1),
-        _ladder("ladder_2", n_layer=4, n_embd=128, n_head=4, n_query_groups=2),
-        _ladder("ladder_3", n_layer=5, n_embd=160, n_head=5, n_query_groups=1),
-        _ladder("ladder_4", n_layer=6, n_embd=192, n_head=6, n_query_groups=2),
-        _ladder("ladder_5", n_layer=8, n_embd=256, n_head=8, n_query_groups=2),
-        _ladder("ladder_6", n_layer=10, n_embd=320, n_head=10, n_query_groups=2),
-        _ladder("ladder_7", n_layer=12, n_embd=384, n_head=12, n_query_groups=4),
+        # Ladder for scaling studies on the demo corpus (its 4,096-token vocabulary), roughly x2 in
+        # non-embedding parameters per rung, width/depth 32.
+        *(llama_shape(n_layer, n_embd, vocab_size=4096, block_size=512, name=f"ladder_{i}")
+          for i, (n_layer, n_embd) in enumerate([(2, 64), (3, 96), (4, 128), (5, 160), (6, 192), (8, 256),
+                                                 (10, 320), (12, 384)])),
     ]
 }

@@ -1,4 +1,8 @@
-"""Autoregressive sampling with the KV cache: greedy, temperature and top-k."""
+"""Autoregressive sampling with the KV cache: greedy, temperature, top-k and top-p.
+
+:func:`sample_next` is the one sampler: ``lit-tiny generate``, the sample printed after pretraining and
+the lm-eval adapter's generation all draw their tokens with it.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,30 @@ from typing import Iterator, Optional
 
 import torch
 
+from lit_tiny.devices import InferencePrecision
 from lit_tiny.model import GPT
 
 
-def sample_next(logits: torch.Tensor, temperature: float, top_k: Optional[int], generator=None) -> torch.Tensor:
-    """Next token ids (B,) from last-position logits (B, vocab). temperature 0 means greedy."""
+def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_k: Optional[int] = None,
+                top_p: Optional[float] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Next token ids (B,) from last-position logits (B, vocab).
+
+    Temperature 0 is greedy. Otherwise the logits are divided by the temperature, then top-k keeps the k
+    most likely tokens and top-p the smallest set whose probabilities reach p (the order Hugging Face's
+    ``generate`` uses), and a token is drawn from what is left.
+    """
     if temperature <= 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the tokens ranked above it already reach top_p; the best one always stays.
+        drop_sorted = probs.cumsum(dim=-1) - probs >= top_p
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
@@ -31,6 +48,7 @@ def generate(
     max_new_tokens: int,
     temperature: float = 0.0,
     top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
     eos_id: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
     use_kv_cache: bool = True,
@@ -51,7 +69,7 @@ def generate(
     try:
         logits = model(tokens)
         for step in range(max_new_tokens):
-            next_token = sample_next(logits[:, -1], temperature, top_k, generator)
+            next_token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
             token = int(next_token)
             yield token
             if token == eos_id or step == max_new_tokens - 1:
@@ -65,7 +83,6 @@ def generate(
     finally:
         if use_kv_cache:
             model.clear_kv_cache()
-            model.max_seq_len = model.config.block_size
 
 
 def main(
@@ -74,9 +91,10 @@ def main(
     max_new_tokens: int = 100,
     temperature: float = 0.8,
     top_k: Optional[int] = 200,
+    top_p: Optional[float] = None,
     seed: int = 1234,
     device: str = "auto",
-    dtype: Optional[str] = None,
+    precision: Optional[InferencePrecision] = None,
 ) -> str:
     """Continue a prompt with a lit_tiny checkpoint, printing tokens as they come.
 
@@ -85,25 +103,21 @@ def main(
         prompt: Text to continue. It is encoded with BOS in front and no EOS.
         max_new_tokens: Most tokens to generate; generation also stops at EOS.
         temperature: 0 for greedy decoding; higher is more random.
-        top_k: Sample only among the k most likely tokens (None: all).
+        top_k: Sample only among the k most likely tokens (null: all).
+        top_p: Sample only among the most likely tokens whose probabilities add up to p (null: all).
         seed: Random seed for sampling.
-        device: cpu, cuda, or auto (cuda when available).
-        dtype: float32, bfloat16 or float16; default bfloat16 on CUDA, float32 on CPU.
+        device: cpu, cuda, cuda:1, or auto (cuda when available).
+        precision: 32-true, bf16-true or 16-true; default bf16-true on CUDA, 32-true on CPU.
     """
     from lit_tiny.checkpoint import load_model
-    from lit_tiny.hf_interop import DTYPES
+    from lit_tiny.devices import inference_dtype, resolve_device, resolve_precision
     from lit_tiny.tokenizer import Tokenizer
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
+    device = resolve_device(device)
+    dtype = inference_dtype(resolve_precision(precision, device, training=False))
     tokenizer = Tokenizer(checkpoint_dir)
-    model = load_model(checkpoint_dir, device=device, dtype=torch_dtype).eval()
-    if tokenizer.vocab_size > model.config.vocab_size:
-        raise ValueError(
-            f"{tokenizer.path} has {tokenizer.vocab_size} tokens but the model's vocab_size is "
-            f"{model.config.vocab_size}: the tokenizer does not belong to this checkpoint"
-        )
+    model = load_model(checkpoint_dir, device=device, dtype=dtype).eval()
+    tokenizer.check_fits(model.config.vocab_size)
     ids = torch.tensor(tokenizer.encode(prompt), device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -111,7 +125,7 @@ def main(
     new: list[int] = []
     shown = ""
     t0 = time.perf_counter()
-    for token in generate(model, ids, max_new_tokens, temperature, top_k, tokenizer.eos_id, generator):
+    for token in generate(model, ids, max_new_tokens, temperature, top_k, top_p, tokenizer.eos_id, generator):
         new.append(token)
         # Decode the whole continuation each time: byte-fallback pieces only form text together.
         text = tokenizer.decode(new)

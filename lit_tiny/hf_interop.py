@@ -13,12 +13,13 @@ from typing import Optional
 
 import torch
 
-from lit_tiny.checkpoint import atomic_write_dir, check_state_dict, load_checkpoint, save_checkpoint
+from lit_tiny.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
 from lit_tiny.config import Config
+from lit_tiny.devices import DtypeName, dtype_from_name
+from lit_tiny.files import atomic_write_dir
 from lit_tiny.tokenizer import TOKENIZER_FILES, hf_tokenizer_config
 
 HF_TOKENIZER_FILES = (*TOKENIZER_FILES, "tokenizer_config.json", "special_tokens_map.json")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 # ------------------------------------------------------------------ configs
@@ -175,7 +176,7 @@ def load_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------ commands
 
 
-def convert_from_hf(hf_dir: Path, out_dir: Path, dtype: Optional[str] = None, name: Optional[str] = None) -> Path:
+def convert_from_hf(hf_dir: Path, out_dir: Path, dtype: Optional[DtypeName] = None, name: Optional[str] = None) -> Path:
     """Convert a Hugging Face Llama checkpoint folder into a lit_tiny checkpoint folder.
 
     Args:
@@ -192,7 +193,7 @@ def convert_from_hf(hf_dir: Path, out_dir: Path, dtype: Optional[str] = None, na
     sd = state_dict_from_hf(load_hf_weights(hf_dir), config, source=str(hf_dir))
     check_state_dict(sd, config, source=str(hf_dir))
     if dtype is not None:
-        sd = {k: v.to(_dtype(dtype)) for k, v in sd.items()}
+        sd = {k: v.to(dtype_from_name(dtype)) for k, v in sd.items()}
     tokenizer_files = [hf_dir / f for f in HF_TOKENIZER_FILES if (hf_dir / f).is_file()]
     if not any(f.name in TOKENIZER_FILES for f in tokenizer_files):
         print(f"warning: {hf_dir} has no tokenizer.json or tokenizer.model; the checkpoint will lack a tokenizer")
@@ -201,7 +202,7 @@ def convert_from_hf(hf_dir: Path, out_dir: Path, dtype: Optional[str] = None, na
     return out
 
 
-def convert_to_hf(checkpoint_dir: Path, out_dir: Path, dtype: str = "float32") -> Path:
+def convert_to_hf(checkpoint_dir: Path, out_dir: Path, dtype: DtypeName = "float32") -> Path:
     """Export a lit_tiny checkpoint folder so that ``transformers.AutoModelForCausalLM.from_pretrained``
     and ``AutoTokenizer.from_pretrained`` load it offline.
 
@@ -217,11 +218,8 @@ def convert_to_hf(checkpoint_dir: Path, out_dir: Path, dtype: str = "float32") -
     checkpoint_dir = Path(checkpoint_dir)
     config, sd = load_checkpoint(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
-    if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(
-            f"{tokenizer.path}: tokenizer has {tokenizer.vocab_size} tokens but the model only {config.vocab_size}"
-        )
-    hf_sd = {k: v.to(_dtype(dtype)) for k, v in state_dict_to_hf(sd, config).items()}
+    tokenizer.check_fits(config.vocab_size)
+    hf_sd = {k: v.to(dtype_from_name(dtype)) for k, v in state_dict_to_hf(sd, config).items()}
 
     def fill(tmp: Path) -> None:
         save_file(hf_sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
@@ -238,9 +236,3 @@ def convert_to_hf(checkpoint_dir: Path, out_dir: Path, dtype: str = "float32") -
     out = atomic_write_dir(out_dir, fill)
     print(f"Wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r})")
     return out
-
-
-def _dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise ValueError(f"Unknown dtype {name!r}; choose one of {sorted(DTYPES)}")
-    return DTYPES[name]

@@ -214,5 +214,7 @@ class GPT(nn.Module):
             )
 
     def clear_kv_cache(self) -> None:
+        """Drop the KV caches and restore the sequence limit ``set_kv_cache`` may have raised."""
         for block in self.blocks:
             block.attn.kv_cache = None
+        self.max_seq_len = self.config.block_size

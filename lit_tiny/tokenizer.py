@@ -97,6 +97,14 @@ class Tokenizer:
             return self._hf.decode(ids, skip_special_tokens=False)
         return self._sp.decode(ids)
 
+    def check_fits(self, vocab_size: int) -> None:
+        """Refuse a model whose embedding table has fewer rows than this tokenizer has ids."""
+        if self.vocab_size > vocab_size:
+            raise ValueError(
+                f"{self.path} has {self.vocab_size} tokens but the model's vocab_size is {vocab_size}: "
+                "the tokenizer does not belong to this model"
+            )
+
     def files(self) -> list[Path]:
         """The files a checkpoint folder needs to rebuild this tokenizer."""
         extra = [self.path.parent / n for n in ("tokenizer_config.json", "special_tokens_map.json")]

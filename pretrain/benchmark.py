@@ -26,12 +26,12 @@ import torch
 import torch.nn as nn
 
 from lit_tiny.config import AttentionBackend, Config, LossBackend
-from lit_tiny.fsdp import Precision
+from lit_tiny.devices import TrainingPrecision, resolve_device, resolve_precision
 from lit_tiny.hf_interop import config_to_hf, state_dict_to_hf
 from lit_tiny.losses import IGNORE_INDEX
 from lit_tiny.model import GPT
-from lit_tiny.optim import make_optimizer
-from lit_tiny.throughput import measure_flops, peak_flops, peak_memory_bytes, reset_peak_memory
+from lit_tiny.training.optimizer import make_optimizer
+from lit_tiny.training.speed import measure_flops, peak_flops, peak_memory_bytes, reset_peak_memory
 
 HF_ATTENTION = "sdpa"
 
@@ -56,7 +56,7 @@ def main(
     model: str = "debug",
     micro_batch_size: int = 8,
     seq_len: Optional[int] = None,
-    precision: Optional[Precision] = None,
+    precision: Optional[TrainingPrecision] = None,
     warmup_steps: int = 3,
     rounds: int = 4,
     steps_per_round: int = 5,
@@ -68,7 +68,7 @@ def main(
     compare_hf: bool = True,
     offload_idle: Optional[bool] = None,
     peak_tflops: Optional[float] = None,
-    device: Optional[str] = None,
+    device: str = "auto",
     threads: Optional[int] = None,
     seed: int = 42,
     out: Optional[Path] = None,
@@ -94,16 +94,16 @@ def main(
             waits in CPU memory, moved between rounds, untimed. Default: on for GPUs, where two 1B models
             with their optimizer states would not leave room for activations.
         peak_tflops: Peak dense TFLOP/s of the device for MFU; default: looked up for known GPUs.
-        device: ``cuda``, ``cpu``, ... (default: cuda when available).
+        device: ``cuda``, ``cuda:1``, ``cpu``, or ``auto`` (cuda when available).
         threads: PyTorch CPU threads (``torch.set_num_threads``); default: PyTorch's choice. On a CPU shared
             with another busy process, 1 thread avoids threads spinning against each other.
         seed: Seed of the weights and the synthetic tokens.
         out: JSON file to write (default: ``out/benchmark/<timestamp>.json``).
     """
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
-    precision = precision or ("bf16-mixed" if dev.type == "cuda" else "32-true")
+    precision = resolve_precision(precision, dev, training=True)
     offload_idle = dev.type == "cuda" if offload_idle is None else offload_idle
     config = Config.from_name(model, loss_backend=loss_backend, attention_backend=attention_backend)
     seq_len = seq_len or config.block_size
@@ -193,7 +193,7 @@ def main(
     return report
 
 
-def build_contenders(config: Config, device: torch.device, precision: Precision, fused_adamw: Optional[bool],
+def build_contenders(config: Config, device: torch.device, precision: TrainingPrecision, fused_adamw: Optional[bool],
                      compare_hf: bool) -> list[Contender]:
     """Our GPT and, if asked, a ``LlamaForCausalLM`` holding the same weights, each with its own AdamW."""
     with torch.device(device):

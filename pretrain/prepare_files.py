@@ -9,7 +9,8 @@ from typing import Optional
 
 from jsonargparse import CLI
 
-from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, find_files, prepare_files
+from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, prepare_files
+from lit_tiny.data.sources import find_files
 
 
 def main(

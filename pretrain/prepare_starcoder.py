@@ -8,7 +8,8 @@ from typing import Optional
 
 from jsonargparse import CLI
 
-from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, prepare_files, starcoder_files
+from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, prepare_files
+from lit_tiny.data.sources import starcoder_files
 
 
 def main(

@@ -7,9 +7,10 @@ Reads top to bottom: ``setup`` checks every setting and launches the processes; 
 data, model and optimizer and restores a saved state; ``fit`` is the loop; ``validate`` and the two
 ``save_*`` functions are what the loop calls. Copy this file to start an experiment.
 
-Outputs in ``out_dir``: ``train_state/step-N`` (resumable, sharded), ``checkpoints/step-N`` (consolidated
-lit_tiny checkpoints with ``progress.json``), ``logs/`` (TensorBoard), ``metrics.jsonl``, ``config.yaml``
-(every setting of the run) and, when the run is finished, ``summary.json``.
+Outputs in ``out_dir`` (the layout is ``lit_tiny.training.run_dir``): ``train_state/step-N`` (resumable,
+sharded), ``checkpoints/step-N`` (consolidated lit_tiny checkpoints with ``progress.json``), ``logs/``
+(TensorBoard), ``metrics.jsonl``, ``config.yaml`` (every setting of the run) and, when the run is
+finished, ``summary.json``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import json
 import math
 import os
 import signal
-import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -27,21 +27,24 @@ import torch
 import yaml
 from jsonargparse import CLI
 
-from lit_tiny.args import CheckpointArgs, DataArgs, EvalArgs, TrainArgs
-from lit_tiny.batch_math import BatchPlan
-from lit_tiny.checkpoint import atomic_write_text, load_model, save_checkpoint
+from lit_tiny.checkpoint import load_model, save_checkpoint
 from lit_tiny.config import Config
-from lit_tiny.data.demo import ensure_demo_corpus
-from lit_tiny.data.loader import TINYLLAMA_WEIGHTS, MixedLoader, TrainingData, training_data, validation_loader
-from lit_tiny.fsdp import Precision, full_state_dict, make_fabric, resolve_devices, resolve_precision, total_norm
+from lit_tiny.data.loader import MixedLoader, validation_loader
+from lit_tiny.data.sources import TrainingData, training_data
+from lit_tiny.devices import TrainingPrecision, resolve_device, resolve_precision
+from lit_tiny.files import atomic_write_text
 from lit_tiny.generate import generate
 from lit_tiny.losses import IGNORE_INDEX
 from lit_tiny.model import GPT
-from lit_tiny.monitor import MetricsLog
-from lit_tiny.optim import cosine_lr, make_optimizer
-from lit_tiny.throughput import SpeedMeter, format_duration, peak_flops
 from lit_tiny.tokenizer import Tokenizer
-from lit_tiny.train_state import latest_state, load_train_state, save_train_state, saved_states
+from lit_tiny.training.batch_plan import BatchPlan
+from lit_tiny.training.distributed import full_state_dict, make_fabric, resolve_devices, total_norm
+from lit_tiny.training.metrics import MetricsLog
+from lit_tiny.training.optimizer import cosine_lr, make_optimizer
+from lit_tiny.training.run_dir import RunDir, progress_text
+from lit_tiny.training.settings import CheckpointArgs, DataArgs, EvalArgs, TrainArgs
+from lit_tiny.training.speed import SpeedMeter, format_duration, peak_flops
+from lit_tiny.training.train_state import load_train_state, save_train_state
 
 
 def setup(
@@ -49,7 +52,7 @@ def setup(
     out_dir: Path = Path("out/tinyllama_1b"),
     devices: Union[int, Literal["auto"]] = "auto",
     num_nodes: int = 1,
-    precision: Optional[Precision] = None,
+    precision: Optional[TrainingPrecision] = None,
     activation_checkpointing: bool = False,
     compile: bool = False,
     resume: Union[bool, Literal["auto"], Path] = False,
@@ -84,80 +87,99 @@ def setup(
     # Everything that can be wrong is checked here, before any process starts or any step is taken.
     config = Config.from_file(model) if model.endswith((".yaml", ".yml")) else Config.from_name(model)
     devices = resolve_devices(devices)
-    precision = resolve_precision(precision)
+    precision = resolve_precision(precision, resolve_device("auto"), training=True)
     plan = BatchPlan.make(train.global_batch_tokens, train.micro_batch_size, config.block_size, devices * num_nodes,
                           train.max_tokens, train.max_steps, train.warmup_steps)
-    if data.demo_dir is not None:
-        demo = ensure_demo_corpus(data.demo_dir)
-        dataset = training_data(
-            [demo["train_english"], demo["train_code"]], list(TINYLLAMA_WEIGHTS.values()),
-            [demo["val_english"], demo["val_code"]], demo["tokenizer"], config.vocab_size)
-    else:
-        dataset = training_data(data.train_dirs, data.weights, data.val_dirs, data.tokenizer_dir, config.vocab_size)
-    resume_from = resume_path(resume, out_dir)
-
-    fabric = make_fabric(devices, num_nodes, precision, activation_checkpointing, compile,
-                         loggers=tensorboard_logger(out_dir))
-    fabric.print(plan.describe())
+    dataset = training_data(data.train_dirs, data.weights, data.val_dirs, data.tokenizer_dir, config.vocab_size,
+                            data.demo_dir)
+    run = RunDir(out_dir)
     settings = {"model": asdict(config), "devices": devices, "num_nodes": num_nodes, "precision": precision,
                 "activation_checkpointing": activation_checkpointing, "compile": compile, "seed": seed,
                 "train": asdict(train), "eval": asdict(eval), "checkpoint": asdict(checkpoint),
                 "data": {**asdict(data), "resolved": {"sources": [(str(s.path), s.weight) for s in dataset.sources],
                                                       "val_dirs": [str(p) for p in dataset.val_dirs],
                                                       "tokenizer_dir": str(dataset.tokenizer_dir)}}}
-    fabric.launch(main, config, plan, dataset, out_dir, resume_from, seed, sample_prompt, precision, train, eval,
-                  checkpoint, data.num_workers, settings)
+    job = Job(config, plan, dataset, run, resume_path(resume, run), precision, seed, sample_prompt, train, eval,
+              checkpoint, data.num_workers, settings)
+
+    fabric = make_fabric(devices, num_nodes, precision, activation_checkpointing, compile,
+                         loggers=tensorboard_logger(run))
+    fabric.print(plan.describe())
+    fabric.launch(main, job)
 
 
-def main(fabric, config: Config, plan: BatchPlan, dataset: TrainingData, out_dir: Path, resume_from: Optional[Path],
-         seed: int, sample_prompt: Optional[str], precision: Precision, train: TrainArgs, eval: EvalArgs,
-         checkpoint: CheckpointArgs, num_workers: int, settings: dict) -> None:
+@dataclass
+class Job:
+    """What ``main`` and ``fit`` need, every field checked by ``setup`` before any process starts."""
+
+    config: Config
+    plan: BatchPlan
+    data: TrainingData
+    run: RunDir
+    resume_from: Optional[Path]
+    precision: TrainingPrecision
+    seed: int
+    sample_prompt: Optional[str]
+    train: TrainArgs
+    eval: EvalArgs
+    checkpoint: CheckpointArgs
+    num_workers: int
+    settings: dict
+
+
+def main(fabric, job: Job) -> None:
     if fabric.device.type == "cpu":  # share the cores between the processes of this node
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.strategy.num_processes))
     if fabric.global_rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(json.loads(json.dumps(settings, default=str))))
+        job.run.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(job.run.config_file, yaml.safe_dump(json.loads(json.dumps(job.settings, default=str))))
 
-    # Data: a resumable 7:3 (by default) mix for training, the same fixed batches for every validation.
-    train_loader = MixedLoader(dataset.sources, config.block_size, plan.micro_batch_size, seed=seed,
-                               rank=fabric.global_rank, world_size=fabric.world_size, num_workers=num_workers)
-    val_loader = validation_loader(dataset.val_dirs, config.block_size, plan.micro_batch_size, fabric.global_rank,
-                                   fabric.world_size, max_sequences=eval.max_sequences)
+    # Data: a resumable 7:3 (by default) mix for training, the same fixed sequences for every validation.
+    config, plan = job.config, job.plan
+    train_loader = MixedLoader(job.data.sources, config.block_size, plan.micro_batch_size, seed=job.seed,
+                               rank=fabric.global_rank, world_size=fabric.world_size, num_workers=job.num_workers)
+    val_loader = validation_loader(job.data.val_dirs, config.block_size, plan.micro_batch_size, fabric.global_rank,
+                                   fabric.world_size, max_sequences=job.eval.max_sequences)
 
     # Model: every rank builds the same full model from the seed, then FSDP keeps only its shard.
-    fabric.seed_everything(seed)
+    fabric.seed_everything(job.seed)
     with fabric.init_module(empty_init=False):
         model = GPT(config)
     fabric.print(f"Model {config.name}: {config.num_params():,} parameters "
                  f"({config.num_params(non_embedding=True):,} non-embedding), "
                  f"{config.flops_per_token() / 1e9:.3f} GFLOP per token (PaLM convention)")
     model = fabric.setup(model)
+    train = job.train
     optimizer = fabric.setup_optimizers(make_optimizer(
         model, train.lr, train.weight_decay, (train.beta1, train.beta2), train.eps))
 
     progress = {"step": 0, "tokens_seen": 0}
-    state = {"model": model, "optimizer": optimizer, "progress": progress, "data": train_loader.state_dict()}
-    if resume_from is not None:
-        fabric.print(f"Resuming from {resume_from}")
-        load_train_state(fabric, resume_from, state)
+    if job.resume_from is not None:
+        fabric.print(f"Resuming from {job.resume_from}")
+        state = training_state(model, optimizer, progress, train_loader)
+        load_train_state(fabric, job.resume_from, state)
         progress = state["progress"]
         train_loader.load_state_dict(state["data"])
-    metrics = MetricsLog(fabric, out_dir, resumed_step=progress["step"])
+    metrics = MetricsLog(fabric, job.run, resumed_step=progress["step"])
 
-    fit(fabric, model, optimizer, train_loader, val_loader, plan, progress, metrics, config, dataset, out_dir,
-        precision, train, eval, checkpoint)
+    fit(fabric, job, model, optimizer, train_loader, val_loader, progress, metrics)
 
-    if sample_prompt is not None and fabric.global_rank == 0 and progress["step"] == plan.max_steps:
-        print_sample(out_dir / "checkpoints" / f"step-{progress['step']:08d}", sample_prompt, fabric.device)
+    if job.sample_prompt is not None and fabric.global_rank == 0 and progress["step"] == plan.max_steps:
+        print_sample(job.run.checkpoint_path(progress["step"]), job.sample_prompt, fabric.device)
 
 
-def fit(fabric, model, optimizer, train_loader: MixedLoader, val_loader, plan: BatchPlan, progress: dict,
-        metrics: MetricsLog, config: Config, dataset: TrainingData, out_dir: Path, precision: Precision,
-        train: TrainArgs, eval: EvalArgs, checkpoint: CheckpointArgs) -> None:
+def training_state(model, optimizer, progress: dict, train_loader: MixedLoader) -> dict:
+    """What a saved training state holds: weights, optimizer, step and tokens, the data loader's position."""
+    return {"model": model, "optimizer": optimizer, "progress": progress, "data": train_loader.state_dict()}
+
+
+def fit(fabric, job: Job, model, optimizer, train_loader: MixedLoader, val_loader, progress: dict,
+        metrics: MetricsLog) -> None:
+    plan, train = job.plan, job.train
     preempted = PreemptionFlag()
     stop_at = min(plan.max_steps, train.stop_at_step or plan.max_steps)
-    peak = peak_flops(fabric.device, torch.float32 if precision == "32-true" else torch.bfloat16)
-    flops_per_step = config.flops_per_token() * plan.global_batch_tokens
+    peak = peak_flops(fabric.device, torch.float32 if job.precision == "32-true" else torch.bfloat16)
+    flops_per_step = job.config.flops_per_token() * plan.global_batch_tokens
     meter = SpeedMeter()
     meter.update(progress["tokens_seen"])
     batches = iter(train_loader)
@@ -185,7 +207,7 @@ def fit(fabric, model, optimizer, train_loader: MixedLoader, val_loader, plan: B
         if not math.isfinite(loss_value):
             raise FloatingPointError(
                 f"Non-finite training loss ({loss_value}) at step {step + 1}; the optimizer step was not applied. "
-                f"Newest saved state: {latest_state(out_dir) or 'none'}. Lower train.lr or check the data, "
+                f"Newest saved state: {job.run.latest_state() or 'none'}. Lower train.lr or check the data, "
                 "then resume with --resume auto.")
 
         grad_norm = total_norm(torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip or float("inf")))
@@ -212,24 +234,24 @@ def fit(fabric, model, optimizer, train_loader: MixedLoader, val_loader, plan: B
                          f"lr {lr:.2e} | grad {logged['grad_norm']:.3f} | {speed}{mfu}"
                          f"ETA {format_duration(meter.eta_seconds(plan.max_steps - step))}")
 
-        if step % eval.interval == 0 or step == plan.max_steps:
+        if step % job.eval.interval == 0 or step == plan.max_steps:
             val_loss = validate(fabric, model, val_loader)
             metrics.log(step, {"tokens": progress["tokens_seen"], "val_loss": val_loss, "val_ppl": math.exp(val_loss)})
             fabric.print(f"step {step}: validation loss {val_loss:.4f}, perplexity {math.exp(val_loss):.2f}")
 
         stopping = stop_votes > 0 or step == stop_at
-        if step % checkpoint.interval == 0 or stopping:
-            state = {"model": model, "optimizer": optimizer, "progress": progress, "data": train_loader.state_dict()}
-            path = save_train_state(fabric, out_dir, step, state, checkpoint.keep_last)
+        if step % job.checkpoint.interval == 0 or stopping:
+            state = training_state(model, optimizer, progress, train_loader)
+            path = save_train_state(fabric, job.run, step, state, job.checkpoint.keep_last)
             fabric.print(f"Saved training state to {path}")
-        if step % checkpoint.consolidated_interval == 0 or step == plan.max_steps:
-            save_consolidated(fabric, model, config, dataset, out_dir, progress)
+        if step % job.checkpoint.consolidated_interval == 0 or step == plan.max_steps:
+            save_consolidated(fabric, model, job, progress)
         if stop_votes > 0:
             fabric.print(f"Stopped by SIGTERM after step {step}. Continue with --resume auto.")
             return
 
     if progress["step"] == plan.max_steps and fabric.global_rank == 0:
-        write_summary(out_dir, config, plan, progress, metrics)
+        write_summary(job, progress, metrics)
 
 
 @torch.no_grad()
@@ -250,24 +272,25 @@ def validate(fabric, model, val_loader) -> float:
     return (totals[0] / totals[1]).item()
 
 
-def save_consolidated(fabric, model, config: Config, dataset: TrainingData, out_dir: Path, progress: dict) -> None:
+def save_consolidated(fabric, model, job: Job, progress: dict) -> None:
     """Gather the full weights on rank 0 and write a lit_tiny checkpoint (the README's format)."""
     weights = full_state_dict(model)
     if fabric.global_rank == 0:
-        path = out_dir / "checkpoints" / f"step-{progress['step']:08d}"
-        save_checkpoint(path, weights, config, Tokenizer(dataset.tokenizer_dir).files(),
-                        extra_files={"progress.json": json.dumps(progress)})
+        path = job.run.checkpoint_path(progress["step"])
+        save_checkpoint(path, weights, job.config, Tokenizer(job.data.tokenizer_dir).files(),
+                        extra_files={"progress.json": progress_text(progress["step"], progress["tokens_seen"])})
         print(f"Saved checkpoint to {path}")
     fabric.barrier()
 
 
-def write_summary(out_dir: Path, config: Config, plan: BatchPlan, progress: dict, metrics: MetricsLog) -> None:
+def write_summary(job: Job, progress: dict, metrics: MetricsLog) -> None:
     """``summary.json`` marks a finished run and holds what scaling sweeps read."""
-    val = [m for m in metrics.read() if "val_loss" in m]
-    summary = {
+    val = job.run.validation_curve()
+    config = job.config
+    job.run.write_summary({
         "status": "finished",
         "step": progress["step"],
-        "max_steps": plan.max_steps,
+        "max_steps": job.plan.max_steps,
         "tokens_seen": progress["tokens_seen"],
         "final_val_loss": val[-1]["val_loss"],
         "final_val_ppl": val[-1]["val_ppl"],
@@ -276,9 +299,8 @@ def write_summary(out_dir: Path, config: Config, plan: BatchPlan, progress: dict
         "num_params_non_embedding": config.num_params(non_embedding=True),
         "flops_per_token": config.flops_per_token(),
         "wall_time_s": metrics.wall_time(),
-        "final_checkpoint": str(out_dir / "checkpoints" / f"step-{progress['step']:08d}"),
-    }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+        "final_checkpoint": str(job.run.checkpoint_path(progress["step"])),
+    })
 
 
 def print_sample(checkpoint_dir: Path, prompt: str, device: torch.device) -> None:
@@ -302,24 +324,24 @@ class PreemptionFlag:
         self.is_set = True
 
 
-def resume_path(resume: Union[bool, str, Path], out_dir: Path) -> Optional[Path]:
+def resume_path(resume: Union[bool, str, Path], run: RunDir) -> Optional[Path]:
     if resume is False:
-        if states := saved_states(out_dir):
+        if states := run.states():
             raise FileExistsError(
-                f"{out_dir} already holds training states ({states[-1].name} ...). "
+                f"{run.root} already holds training states ({states[-1].name} ...). "
                 "Pass --resume auto to continue that run, or choose another --out_dir.")
         return None
     if resume == "auto" or resume is True:
-        return latest_state(out_dir)
+        return run.latest_state()
     if not Path(resume).is_dir():
         raise FileNotFoundError(f"--resume {resume}: no such training state folder")
     return Path(resume)
 
 
-def tensorboard_logger(out_dir: Path):
+def tensorboard_logger(run: RunDir):
     from lightning.fabric.loggers import TensorBoardLogger
 
-    return TensorBoardLogger(root_dir=out_dir, name="logs", version="")
+    return TensorBoardLogger(root_dir=run.root, name=run.logs_dir.name, version="")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from lit_tiny.checkpoint import CONFIG_FILE, WEIGHTS_FILE, atomic_write_dir, load_checkpoint, load_model, save_checkpoint
+from lit_tiny.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, load_model, save_checkpoint
+from lit_tiny.files import atomic_write_dir
 from lit_tiny.config import Config
 from lit_tiny.model import GPT
 

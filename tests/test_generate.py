@@ -35,9 +35,9 @@ def test_generation_stops_at_eos(gqa_config):
 def test_top_k_only_samples_the_k_best():
     logits = torch.tensor([[0.0, 5.0, 4.0, -1.0, 3.0]])
     g = torch.Generator().manual_seed(0)
-    draws = {int(sample_next(logits, 1.0, 2, g)) for _ in range(200)}
+    draws = {int(sample_next(logits, 1.0, top_k=2, generator=g)) for _ in range(200)}
     assert draws == {1, 2}
-    assert int(sample_next(logits, 0.0, None)) == 1
+    assert int(sample_next(logits, 0.0)) == 1
 
 
 def test_generate_cli_prints_a_continuation(tmp_path, gqa_config, tokenizer_dir):

@@ -4,7 +4,7 @@ import torch
 from lit_tiny.config import Config
 from lit_tiny.losses import IGNORE_INDEX, chunked_cross_entropy, cross_entropy_loss
 from lit_tiny.model import GPT
-from lit_tiny.throughput import measure_flops
+from lit_tiny.training.speed import measure_flops
 from tests.conftest import randomize_norms
 
 

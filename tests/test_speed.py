@@ -7,7 +7,7 @@ import torch
 
 from lit_tiny.config import Config
 from lit_tiny.model import GPT
-from lit_tiny.optim import make_optimizer
+from lit_tiny.training.optimizer import make_optimizer
 from tests.conftest import randomize_norms
 
 

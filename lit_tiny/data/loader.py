@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -32,57 +31,9 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from lit_tiny.data.prepare import load_summary
 from lit_tiny.data.readers import DataError
+from lit_tiny.data.sources import Source
 
-TINYLLAMA_WEIGHTS = {"slimpajama": 0.693584, "starcoder": 0.306416}
 DRAW_CHUNK = 8192  # source draws are generated (and regenerated on resume) this many at a time
-
-
-@dataclass
-class Source:
-    """A prepared data folder and its sampling weight."""
-
-    path: Path
-    weight: float = 1.0
-
-
-@dataclass
-class TrainingData:
-    """Everything pretraining reads: weighted training sources, validation folders, the tokenizer."""
-
-    sources: list[Source]
-    val_dirs: list[Path]
-    tokenizer_dir: Path
-
-
-def training_data(train_dirs: Sequence[Path], weights: Sequence[float], val_dirs: Sequence[Path],
-                  tokenizer_dir: Optional[Path], vocab_size: int) -> TrainingData:
-    """Check prepared folders before any training starts: present, finished, and within ``vocab_size``.
-    ``tokenizer_dir=None`` takes the tokenizer recorded by preparation."""
-    if len(weights) != len(train_dirs):
-        raise DataError(f"{len(train_dirs)} training folders {[str(d) for d in train_dirs]} but {len(weights)} weights "
-                        f"{list(weights)}: give one weight per folder.")
-    if not val_dirs:
-        raise DataError("No validation folders were given (data.val_dirs).")
-    check_vocab([*train_dirs, *val_dirs], vocab_size)
-    if tokenizer_dir is None:
-        tokenizer_dir = Path(load_summary(train_dirs[0])["tokenizer"]).parent  # the summary names the file
-    if not Path(tokenizer_dir).is_dir():
-        raise DataError(f"Tokenizer folder {tokenizer_dir} does not exist; set data.tokenizer_dir to the folder "
-                        "holding the tokenizer.json or tokenizer.model the data was prepared with.")
-    return TrainingData([Source(Path(d), w) for d, w in zip(train_dirs, weights)], [Path(d) for d in val_dirs],
-                        Path(tokenizer_dir))
-
-
-def check_vocab(data_dirs: Sequence[Path], vocab_size: int) -> None:
-    """Refuse data whose token ids do not fit the model's embedding table."""
-    for d in data_dirs:
-        summary = load_summary(d)
-        if summary["max_token_id"] >= vocab_size:
-            raise DataError(
-                f"{d}: token ids go up to {summary['max_token_id']} (tokenizer {summary['tokenizer']}, "
-                f"{summary['tokenizer_vocab_size']} tokens) but the model's vocab_size is {vocab_size}. "
-                "Use the tokenizer the model was built for, or a model config with a larger vocab_size."
-            )
 
 
 class BlockReader:

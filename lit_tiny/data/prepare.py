@@ -191,38 +191,3 @@ def load_summary(data_dir: Path) -> dict:
 
 def _read_stats(stats_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(stats_dir).glob("*.json"))]
-
-
-# ----------------------------------------------------------------- input discovery
-
-
-def find_files(root: Path, patterns: Sequence[str], what: str) -> list[Path]:
-    """Files under ``root`` matching any glob in ``patterns``; a clear error when there are none."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{what}: input folder {root} does not exist")
-    files = sorted({f for pattern in patterns for f in root.glob(pattern) if f.is_file()})
-    if not files:
-        raise DataError(f"{what}: no files matching {list(patterns)} under {root}")
-    return files
-
-
-def slimpajama_files(root: Path, split: str) -> list[Path]:
-    """SlimPajama's layout: ``<root>/<split>/chunk{1..10}/*.jsonl.zst``."""
-    return find_files(Path(root) / split, ["chunk*/*.jsonl.zst", "chunk*/*.jsonl"], f"SlimPajama {split}")
-
-
-def starcoder_files(root: Path, languages: Optional[Sequence[str]] = None) -> list[Path]:
-    """Starcoderdata's layout: ``<root>/<language>/*.parquet``, optionally only some languages."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"Starcoderdata: input folder {root} does not exist")
-    available = sorted(d.name for d in root.iterdir() if d.is_dir())
-    if languages:
-        unknown = sorted(set(languages) - set(available))
-        if unknown:
-            raise DataError(f"Starcoderdata: no folder for languages {unknown} under {root}; available: {available}")
-        patterns = [f"{lang}/*.parquet" for lang in languages]
-    else:
-        patterns = ["*/*.parquet"]
-    return find_files(root, patterns, "Starcoderdata")

@@ -32,6 +32,7 @@ from lm_eval.models.utils import Collator, normalize_gen_kwargs
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
+from lit_tiny.devices import inference_dtype, resolve_device, resolve_precision
 from lit_tiny.generate import sample_next
 from lit_tiny.model import GPT
 from lit_tiny.tokenizer import Tokenizer
@@ -66,33 +67,6 @@ class GenerationSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def sample_tokens(
-    logits: torch.Tensor, settings: GenerationSettings, generator: Optional[torch.Generator]
-) -> torch.Tensor:
-    """Next token ids (B,) from last-position logits (B, vocab): greedy at temperature 0, else
-    temperature, then top-k, then top-p filtering (the order Hugging Face's ``generate`` uses)."""
-    if settings.temperature <= 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / settings.temperature
-    if settings.top_k is not None:
-        kth = torch.topk(logits, min(settings.top_k, logits.size(-1)), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if settings.top_p is not None and settings.top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # Drop a token when the tokens ranked above it already reach top_p; the best one always stays.
-        drop_sorted = probs.cumsum(dim=-1) - probs >= settings.top_p
-        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
-    return sample_next(logits, 1.0, None, generator)
-
-
 def cut_at_stop(text: str, until: Sequence[str]) -> tuple[str, bool]:
     """Text before the earliest stop string, and whether one was found."""
     cut = min((i for i in (text.find(s) for s in until if s) if i >= 0), default=-1)
@@ -115,7 +89,7 @@ class LitTinyLM(TemplateLM):
         batch_size: Sequences per forward pass (log-likelihoods) and prompts decoded together (generation).
         max_length: Longest input in tokens; longer log-likelihood inputs lose tokens on the left.
             Default: the model's ``block_size``.
-        max_gen_toks: Generation length when a task does not set one.
+        max_new_tokens: Generation length when a task does not set one (lm-eval's ``max_gen_toks``).
         seed: Seed of the sampling generator (greedy decoding does not use it).
         checkpoint_dir: Recorded in the results when the model came from a folder.
     """
@@ -126,25 +100,21 @@ class LitTinyLM(TemplateLM):
         tokenizer: Tokenizer,
         batch_size: int = 1,
         max_length: Optional[int] = None,
-        max_gen_toks: int = 256,
+        max_new_tokens: int = 256,
         seed: int = 1234,
         checkpoint_dir: Optional[Path] = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if tokenizer.vocab_size > model.config.vocab_size:
-            raise ValueError(
-                f"{tokenizer.path} has {tokenizer.vocab_size} tokens but the model's vocab_size is "
-                f"{model.config.vocab_size}: the tokenizer does not belong to this model"
-            )
+        tokenizer.check_fits(model.config.vocab_size)
         self.model = model.eval()
         self.lit_tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = max_length or model.config.block_size
         if self.max_length > model.config.block_size:
             raise ValueError(f"max_length {self.max_length} exceeds the model's block_size {model.config.block_size}")
-        self.max_gen_toks = max_gen_toks
+        self.max_new_tokens = max_new_tokens
         self.seed = seed
         self.checkpoint_dir = checkpoint_dir
         self._device = model.lm_head.weight.device
@@ -152,17 +122,16 @@ class LitTinyLM(TemplateLM):
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint_dir: Path, device: str = "auto", dtype: str = "float32", **kwargs
+        cls, checkpoint_dir: Path, device: str = "auto", precision: Optional[str] = None, **kwargs
     ) -> "LitTinyLM":
-        """Load model and tokenizer from a lit_tiny checkpoint folder."""
+        """Load model and tokenizer from a lit_tiny checkpoint folder (``precision``: ``lit_tiny.devices``)."""
         from lit_tiny.checkpoint import load_model
-        from lit_tiny.hf_interop import DTYPES
 
-        if dtype not in DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
         checkpoint_dir = Path(checkpoint_dir)
+        device = resolve_device(device)
+        dtype = inference_dtype(resolve_precision(precision, device, training=False))
         tokenizer = Tokenizer(checkpoint_dir)
-        model = load_model(checkpoint_dir, device=resolve_device(device), dtype=DTYPES[dtype])
+        model = load_model(checkpoint_dir, device=device, dtype=dtype)
         return cls(model, tokenizer, checkpoint_dir=checkpoint_dir, **kwargs)
 
     # ------------------------------------------------------------------ what lm-eval reads
@@ -198,7 +167,7 @@ class LitTinyLM(TemplateLM):
             "lit_tiny_batch_size": self.batch_size,
             "padding": "right, no attention mask (causal attention never reads later positions)",
             "max_length": self.max_length,
-            "max_gen_toks": self.max_gen_toks,
+            "max_new_tokens": self.max_new_tokens,
             "sampling_seed": self.seed,
             "bos_policy": "context = [BOS] + tokens(context); rolling windows start with one BOS",
         }
@@ -297,7 +266,7 @@ class LitTinyLM(TemplateLM):
                 f"Generation options {unknown} are not supported by LitTinyLM; "
                 f"supported: {sorted(SUPPORTED_GEN_KWARGS)}"
             )
-        kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+        kwargs = normalize_gen_kwargs(gen_kwargs, self.max_new_tokens)
         return GenerationSettings(
             max_new_tokens=kwargs["max_gen_toks"],
             until=tuple(kwargs["until"]),
@@ -355,7 +324,7 @@ class LitTinyLM(TemplateLM):
         try:
             logits = self.model(prompt)[:, -1]
             for step in range(settings.max_new_tokens):
-                next_tokens = sample_tokens(logits, settings, self.generator)
+                next_tokens = sample_next(logits, settings.temperature, settings.top_k, settings.top_p, self.generator)
                 for row, token in enumerate(next_tokens.tolist()):
                     if done[row]:
                         continue
@@ -369,5 +338,4 @@ class LitTinyLM(TemplateLM):
                 logits = self.model(next_tokens.view(batch_size, 1), start=length + step)[:, -1]
         finally:
             self.model.clear_kv_cache()
-            self.model.max_seq_len = self.model.config.block_size
         return texts

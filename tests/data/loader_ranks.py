@@ -16,10 +16,10 @@ import json
 import os
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
-from lit_tiny.data.loader import BlockReader, MixedLoader, Source
+from lit_tiny.data.loader import BlockReader, MixedLoader
+from lit_tiny.data.sources import Source
 
 
 def global_order(per_rank: list[list[list[list[int]]]], batch_size: int) -> list[list[int]]:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lit_tiny.data.loader import BlockReader, MixedLoader, Source, SourceDraws, shuffled_index, validation_loader
+from lit_tiny.data.loader import BlockReader, MixedLoader, SourceDraws, shuffled_index, validation_loader
 from lit_tiny.data.readers import DataError
+from lit_tiny.data.sources import Source
 from lit_tiny.tokenizer import Tokenizer
 from tests.conftest import REPO_ROOT
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import zstandard
 
-from lit_tiny.data.loader import check_vocab
-from lit_tiny.data.prepare import SUMMARY_FILE, prepare_files, slimpajama_files, starcoder_files
+from lit_tiny.data.prepare import SUMMARY_FILE, prepare_files
 from lit_tiny.data.readers import DataError
+from lit_tiny.data.sources import check_vocab, slimpajama_files, starcoder_files
 from lit_tiny.tokenizer import Tokenizer, train_bpe_tokenizer
 from tests.conftest import REPO_ROOT, SAMPLE_TEXTS
 from tests.data.fixtures import write_slimpajama, write_starcoder

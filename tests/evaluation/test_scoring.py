@@ -7,7 +7,8 @@ import pytest
 
 from lit_tiny.checkpoint import load_model
 from lit_tiny.evaluation.adapter import LitTinyLM
-from lit_tiny.evaluation.harness import EvalSettings, evaluate_suite, format_report
+from lit_tiny.evaluation.harness import evaluate_suite, format_report
+from lit_tiny.evaluation.settings import HarnessSettings
 from lit_tiny.evaluation.reference import COMMONSENSE_TASKS
 from lit_tiny.tokenizer import Tokenizer
 from tests.evaluation.conftest import MMLU_SUBJECTS, gold_suffixes
@@ -44,7 +45,7 @@ def answer_key_lm(checkpoint_dir, prefer_right):
 @pytest.mark.parametrize("prefer_right, expected", [(True, 100.0), (False, 0.0)])
 def test_always_right_scores_one_and_always_wrong_scores_zero(checkpoint_dir, data_dir, prefer_right, expected):
     lm = answer_key_lm(checkpoint_dir, prefer_right)
-    commonsense = evaluate_suite("commonsense", lm, EvalSettings(data_dir, 0, bootstrap_iters=0))
+    commonsense = evaluate_suite("commonsense", lm, HarnessSettings(bootstrap_iters=0), data_dir)
     assert list(commonsense["summary"]["scores"]) == list(COMMONSENSE_TASKS)
     for task, score in commonsense["summary"]["scores"].items():
         assert score["n"] == 6, task
@@ -53,7 +54,7 @@ def test_always_right_scores_one_and_always_wrong_scores_zero(checkpoint_dir, da
         assert score["value"] == expected, task
     assert commonsense["summary"]["headline"]["value"] == expected
 
-    mmlu = evaluate_suite("mmlu", lm, EvalSettings(data_dir, 5, bootstrap_iters=0), tasks=list(MMLU_SUBJECTS))
+    mmlu = evaluate_suite("mmlu", lm, HarnessSettings(bootstrap_iters=0), data_dir, tasks=list(MMLU_SUBJECTS))
     assert mmlu["summary"]["scores"]["mmlu"]["acc"] == expected
     assert {n for n in mmlu["summary"]["scores"]} == {"mmlu", "mmlu_stem", "mmlu_other", "mmlu_humanities"}
 
@@ -64,7 +65,7 @@ def test_paper_column_average_and_table(checkpoint_dir, data_dir):
     right = {f"zq{base + i}z" for base in (100, 300) for i in range(6)}  # hellaswag and winogrande markers
     assert right <= set(gold_suffixes())
     lm = answer_key_lm(checkpoint_dir, right)
-    payload = evaluate_suite("commonsense", lm, EvalSettings(data_dir, 0, limit=4, bootstrap_iters=0, seed=7))
+    payload = evaluate_suite("commonsense", lm, HarnessSettings(limit=4, bootstrap_iters=0, seed=7), data_dir)
     scores = payload["summary"]["scores"]
     assert (scores["hellaswag"]["paper_metric"], scores["winogrande"]["paper_metric"]) == ("acc_norm", "acc")
     assert {t: s["value"] for t, s in scores.items()} == {

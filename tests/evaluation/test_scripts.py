@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from lit_tiny.evaluation.settings import HarnessSettings
 from tests.conftest import REPO_ROOT
 from tests.evaluation.conftest import BBH_SUBTASKS, MMLU_SUBJECTS
 
@@ -39,16 +40,18 @@ def script_main(name: str):
     "name, kwargs, headline",
     [
         ("commonsense", {"tasks": ["arc_easy", "piqa"]}, "| ARC-e |"),
-        ("mmlu", {"subjects": list(MMLU_SUBJECTS)}, "| mmlu_stem |"),
-        ("bbh", {"subtasks": list(BBH_SUBTASKS), "max_gen_toks": 8}, "| bbh_fewshot |"),
-        ("drop", {"max_gen_toks": 8}, "| drop |"),
+        ("mmlu", {"tasks": list(MMLU_SUBJECTS)}, "| mmlu_stem |"),
+        ("bbh", {"tasks": list(BBH_SUBTASKS), "max_new_tokens": 8}, "| bbh_fewshot |"),
+        ("drop", {"max_new_tokens": 8}, "| drop |"),
     ],
 )
 def test_suite_scripts_write_results_and_print_tables(
     tmp_path, checkpoint_dir, data_dir, capsys, name, kwargs, headline
 ):
     out_file = tmp_path / f"{name}.json"
-    script_main(name)(checkpoint_dir, data_dir=data_dir, limit=2, device="cpu", out_file=out_file, **kwargs)
+    tasks = kwargs.pop("tasks", None)
+    settings = HarnessSettings(limit=2, device="cpu", out_file=out_file, **kwargs)
+    script_main(name)(checkpoint_dir, data_dir=data_dir, tasks=tasks, eval=settings)
     printed = capsys.readouterr().out
     assert headline in printed and "(paper)" in printed and f"Wrote {out_file}" in printed
     result = json.loads(out_file.read_text())

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lit_tiny.batch_math import BatchConfigError, BatchPlan
+from lit_tiny.training.batch_plan import BatchConfigError, BatchPlan
+from lit_tiny.training.run_dir import RunDir
 from lit_tiny.checkpoint import load_model
 from lit_tiny.data.readers import DataError
-from lit_tiny.evaluation.training import find_checkpoints
+from lit_tiny.data.sources import Source, TrainingData
 from tests.conftest import REPO_ROOT
 from tests.pretrain.conftest import SCRIPT, read_metrics, run_script, train_args, train_losses
 
@@ -40,7 +41,7 @@ def test_two_processes_fsdp_train_with_falling_loss(corpus, tmp_path):
     final = Path(summary["final_checkpoint"])
     assert json.loads((final / "progress.json").read_text()) == {"step": 30, "tokens_seen": 30 * 512}
     assert load_model(final).config.name == "tiny_test"
-    assert [(c.step, c.tokens_seen) for c in find_checkpoints(out)] == [(30, 30 * 512)]  # what eval/training_run.py reads
+    assert [(c.step, c.tokens_seen) for c in RunDir(out).checkpoints()] == [(30, 30 * 512)]  # what eval reads
     assert (final / "tokenizer.json").is_file()
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert [p.name for p in sorted((out / "train_state").iterdir())] == [
@@ -119,16 +120,21 @@ def test_every_pretrain_config_parses_and_plans(script_module, monkeypatch, name
         seen.update(devices=devices, precision=precision)
         raise Launched
 
-    monkeypatch.setattr(script_module, "ensure_demo_corpus", lambda d: {k: Path(d) / k for k in (
-        "train_english", "train_code", "val_english", "val_code", "tokenizer")})
-    monkeypatch.setattr(script_module, "training_data", lambda *a: seen.setdefault("data", a))
+    def fake_training_data(*args):
+        seen["data"] = args
+        return TrainingData([Source(Path(d), w) for d, w in zip(args[0], args[1])], list(args[2]), Path("tokenizer"))
+
+    monkeypatch.setattr(script_module, "training_data", fake_training_data)
     monkeypatch.setattr(script_module, "make_fabric", fake_fabric)
     with pytest.raises(Launched):
         script_module.CLI(script_module.setup, as_positional=False,
                           args=["--config", str(REPO_ROOT / "configs" / name), "--resume", "auto", "--out_dir", "/nonexistent"])
     assert seen["devices"] >= 1 and seen["precision"] in ("32-true", "bf16-mixed", "bf16-true")
-    train_dirs, weights = seen["data"][0], seen["data"][1]
-    assert len(train_dirs) == len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    train_dirs, weights, demo_dir = seen["data"][0], seen["data"][1], seen["data"][5]
+    if demo_dir is not None:  # the demo corpus brings its own two sources, mixed as TinyLlama mixes
+        assert name == "demo_cpu.yaml" and Path(demo_dir) == Path("data/demo")
+    else:
+        assert len(train_dirs) == len(weights) == 2 and sum(weights) == pytest.approx(1.0)
 
 
 def test_bad_configs_fail_before_training(script_module, corpus, tmp_path):
@@ -161,8 +167,8 @@ def test_refuses_to_overwrite_a_run_without_resume(corpus, tmp_path, script_modu
     out = tmp_path / "run"
     (out / "train_state" / "step-00000005").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="--resume auto"):
-        script_module.resume_path(False, out)
-    assert script_module.resume_path("auto", out) == out / "train_state" / "step-00000005"
+        script_module.resume_path(False, RunDir(out))
+    assert script_module.resume_path("auto", RunDir(out)) == out / "train_state" / "step-00000005"
 
 
 def test_non_finite_loss_stops_naming_the_step(corpus, tmp_path):

@@ -1,5 +1,6 @@
-"""Typed argument groups of the pretraining script. jsonargparse turns each docstring into ``--help``
-text and each field into a ``--group.field`` flag and a YAML key (see ``configs/``)."""
+"""The argument groups of the pretraining script (``--train.*``, ``--eval.*``, ``--checkpoint.*``,
+``--data.*``). jsonargparse turns each docstring into ``--help`` text and each field into a flag and a
+YAML key (see ``configs/``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from lit_tiny.data.loader import TINYLLAMA_WEIGHTS
+from lit_tiny.data.sources import DEFAULT_TRAIN_DIRS, DEFAULT_VAL_DIRS, TINYLLAMA_WEIGHTS
 
 
 @dataclass
@@ -95,9 +96,9 @@ class DataArgs:
         num_workers: Dataloader worker processes per device.
     """
 
-    train_dirs: list[Path] = field(default_factory=lambda: [Path("data/slimpajama/train"), Path("data/starcoder")])
+    train_dirs: list[Path] = field(default_factory=lambda: list(DEFAULT_TRAIN_DIRS))
     weights: list[float] = field(default_factory=lambda: list(TINYLLAMA_WEIGHTS.values()))
-    val_dirs: list[Path] = field(default_factory=lambda: [Path("data/slimpajama/validation")])
+    val_dirs: list[Path] = field(default_factory=lambda: list(DEFAULT_VAL_DIRS))
     tokenizer_dir: Optional[Path] = None
     demo_dir: Optional[Path] = None
     num_workers: int = 2

@@ -1,5 +1,5 @@
-"""pretrain/scaling_sweep.py: resuming after an interruption, refusing changed settings, the run table and
-plots, and clear errors. A stand-in trainer that obeys pretrain/tinyllama.py's contract (flags in,
+"""lit_tiny.scaling.sweep and pretrain/scaling_sweep.py: resuming after an interruption, refusing changed
+settings, the run table and plots, and clear errors. A stand-in trainer that obeys pretrain/tinyllama.py's contract (flags in,
 metrics.jsonl and summary.json out, losses from a known law) keeps these tests to seconds; one test runs
 the real pretraining script."""
 
@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jsonargparse import CLI
 
 from lit_tiny.config import Config
 from lit_tiny.scaling import load_runs
-from tests.conftest import REPO_ROOT, import_script
+from lit_tiny.scaling import sweep
+from tests.conftest import REPO_ROOT
 from tests.pretrain.conftest import corpus  # noqa: F401  (the tiny prepared corpus, a session fixture)
 
 SWEEP = REPO_ROOT / "pretrain" / "scaling_sweep.py"
@@ -83,11 +85,6 @@ summary = {{"status": "finished", "step": steps, "max_steps": steps, "tokens_see
 '''
 
 
-@pytest.fixture(scope="module")
-def sweep_module():
-    return import_script(SWEEP, "pretrain_scaling_sweep")
-
-
 @pytest.fixture
 def stub(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "stub_train.py"
@@ -107,27 +104,27 @@ def flag(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def isoflop_sweep(sweep_module, stub: Path, sweep_dir: Path) -> None:
+def isoflop_sweep(stub: Path, sweep_dir: Path) -> None:
     """5 ladder sizes x 3 budgets around the stub law's compute-optimal sizes (1.0M to 2.1M parameters)."""
-    sweep_module.setup(sweep_dir=sweep_dir, script=stub, models=[f"ladder_{i}" for i in range(5)],
-                       flop_budgets=[3e14, 6e14, 1.2e15], budget_convention="chinchilla",
-                       train=sweep_module.PointArgs(global_batch_tokens=4096, lr=3e-3, evals_per_run=4),
-                       conventions=["chinchilla"], n_bootstrap=0)
+    sweep.run_sweep(sweep_dir=sweep_dir, script=stub, models=[f"ladder_{i}" for i in range(5)],
+                    flop_budgets=[3e14, 6e14, 1.2e15], budget_convention="chinchilla",
+                    train=sweep.PointArgs(global_batch_tokens=4096, lr=3e-3, evals_per_run=4),
+                    conventions=["chinchilla"], n_bootstrap=0)
 
 
-def test_interrupted_sweep_resumes_without_retraining(sweep_module, stub, tmp_path, monkeypatch, capsys):
+def test_interrupted_sweep_resumes_without_retraining(stub, tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "sweep"
     crash_point = "C6e14-ladder_2"
     monkeypatch.setenv("STUB_CRASH", crash_point)
-    with pytest.raises(sweep_module.SweepError, match=f"{crash_point} failed \\(exit 3\\).*run the same command again"):
-        isoflop_sweep(sweep_module, stub, sweep_dir)
+    with pytest.raises(sweep.SweepError, match=f"{crash_point} failed \\(exit 3\\).*run the same command again"):
+        isoflop_sweep(stub, sweep_dir)
     first = invocations(tmp_path)
     assert [c["point"] for c in first][-1] == crash_point and len(first) == 8  # 5 of C3e14, then 3 of C6e14
     assert all(flag(c["argv"], "--resume") == "false" for c in first)
     assert not (sweep_dir / "runs" / crash_point / "summary.json").exists()
 
     monkeypatch.delenv("STUB_CRASH")
-    isoflop_sweep(sweep_module, stub, sweep_dir)
+    isoflop_sweep(stub, sweep_dir)
     second = invocations(tmp_path)[len(first):]
     # Finished points are not launched again; the crashed one resumes; the rest start fresh.
     assert [c["point"] for c in second] == [crash_point, "C6e14-ladder_3", "C6e14-ladder_4"] + [
@@ -141,7 +138,7 @@ def test_interrupted_sweep_resumes_without_retraining(sweep_module, stub, tmp_pa
     assert "Sweep results (15 of 15 points finished)" in out
 
     # A third run trains nothing.
-    isoflop_sweep(sweep_module, stub, sweep_dir)
+    isoflop_sweep(stub, sweep_dir)
     assert len(invocations(tmp_path)) == len(first) + len(second)
     assert capsys.readouterr().out.count("finished earlier") == 15
 
@@ -171,13 +168,13 @@ def test_interrupted_sweep_resumes_without_retraining(sweep_module, stub, tmp_pa
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_keep_going_trains_the_other_points_then_fails(sweep_module, stub, tmp_path, monkeypatch, capsys):
+def test_keep_going_trains_the_other_points_then_fails(stub, tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "sweep"
     monkeypatch.setenv("STUB_CRASH", "D4e5-ladder_1")
-    with pytest.raises(sweep_module.SweepError, match=r"1 point\(s\) failed: D4e5-ladder_1\."):
-        sweep_module.setup(sweep_dir=sweep_dir, script=stub, models=["ladder_0", "ladder_1"],
-                           tokens=[2e5, 4e5, 8e5], train=sweep_module.PointArgs(global_batch_tokens=4096),
-                           keep_going=True, n_bootstrap=0, conventions=["chinchilla"])
+    with pytest.raises(sweep.SweepError, match=r"1 point\(s\) failed: D4e5-ladder_1\."):
+        sweep.run_sweep(sweep_dir=sweep_dir, script=stub, models=["ladder_0", "ladder_1"],
+                        tokens=[2e5, 4e5, 8e5], train=sweep.PointArgs(global_batch_tokens=4096),
+                        keep_going=True, n_bootstrap=0, conventions=["chinchilla"])
     assert len(invocations(tmp_path)) == 6
     table = capsys.readouterr().out.split("Sweep results (5 of 6 points finished)")[1]
     assert "failed (exit 3)" in next(line for line in table.splitlines() if line.startswith("D4e5-ladder_1"))
@@ -185,32 +182,32 @@ def test_keep_going_trains_the_other_points_then_fails(sweep_module, stub, tmp_p
     assert len(runs) == 5 and (sweep_dir / "scaling" / "fits_chinchilla.json").is_file()
 
 
-def test_changed_settings_are_refused(sweep_module, stub, tmp_path):
+def test_changed_settings_are_refused(stub, tmp_path):
     sweep_dir = tmp_path / "sweep"
     grid = dict(sweep_dir=sweep_dir, script=stub, models=["ladder_0", "ladder_1"], tokens=[2e5, 4e5, 8e5],
                 n_bootstrap=0)
-    train = sweep_module.PointArgs(global_batch_tokens=4096, micro_batch_size=8, lr=3e-3)
-    sweep_module.setup(**grid, train=train)
+    train = sweep.PointArgs(global_batch_tokens=4096, micro_batch_size=8, lr=3e-3)
+    sweep.run_sweep(**grid, train=train)
     launched = len(invocations(tmp_path))
     assert launched == 6
 
-    changed = sweep_module.PointArgs(global_batch_tokens=4096, micro_batch_size=8, lr=1e-3)
-    with pytest.raises(sweep_module.SweepError, match=r"(?s)D2e5-ladder_0: lr: 0.003 -> 0.001.*Use another sweep_dir"):
-        sweep_module.setup(**grid, train=changed)
-    with pytest.raises(sweep_module.SweepError, match=r"overrides.train.min_lr: None -> 0.0001"):
-        sweep_module.setup(**grid, train=train, overrides={"train": {"min_lr": 1e-4}})
+    changed = sweep.PointArgs(global_batch_tokens=4096, micro_batch_size=8, lr=1e-3)
+    with pytest.raises(sweep.SweepError, match=r"(?s)D2e5-ladder_0: lr: 0.003 -> 0.001.*Use another sweep_dir"):
+        sweep.run_sweep(**grid, train=changed)
+    with pytest.raises(sweep.SweepError, match=r"overrides.train.min_lr: None -> 0.0001"):
+        sweep.run_sweep(**grid, train=train, overrides={"train": {"min_lr": 1e-4}})
     assert len(invocations(tmp_path)) == launched
 
     # The micro batch changes memory, not the optimisation: the finished sweep is accepted as it is.
-    sweep_module.setup(**grid, train=sweep_module.PointArgs(global_batch_tokens=4096, micro_batch_size=4, lr=3e-3))
+    sweep.run_sweep(**grid, train=sweep.PointArgs(global_batch_tokens=4096, micro_batch_size=4, lr=3e-3))
     assert len(invocations(tmp_path)) == launched
 
 
-def test_too_few_points_surface_the_fit_errors_and_keep_the_run_table(sweep_module, stub, tmp_path, capsys):
+def test_too_few_points_surface_the_fit_errors_and_keep_the_run_table(stub, tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    with pytest.raises(sweep_module.SweepError, match=r"No fit could run on 2 finished run\(s\).*runs.jsonl"):
-        sweep_module.setup(sweep_dir=sweep_dir, script=stub, models=["ladder_0", "ladder_1"], tokens=[4e5],
-                           train=sweep_module.PointArgs(global_batch_tokens=4096), n_bootstrap=0)
+    with pytest.raises(sweep.SweepError, match=r"No fit could run on 2 finished run\(s\).*runs.jsonl"):
+        sweep.run_sweep(sweep_dir=sweep_dir, script=stub, models=["ladder_0", "ladder_1"], tokens=[4e5],
+                        train=sweep.PointArgs(global_batch_tokens=4096), n_bootstrap=0)
     out = capsys.readouterr().out
     assert "kaplan_n: skipped: " in out and "needs at least 3 points, got 2" in out
     assert "approach_3: skipped: " in out
@@ -220,15 +217,16 @@ def test_too_few_points_surface_the_fit_errors_and_keep_the_run_table(sweep_modu
     assert (sweep_dir / "scaling" / "fits_kaplan.json").is_file()
 
 
-def test_plan_rounds_to_whole_steps_and_says_what_it_skips(sweep_module, stub, tmp_path, capsys):
-    sweep_module.setup(sweep_dir=tmp_path / "sweep", script=stub, models=["ladder_0", "ladder_3", "ladder_7"],
-                       flop_budgets=[1e13], budget_convention="exact", min_steps=20, max_tokens_per_param=3,
-                       train=sweep_module.PointArgs(global_batch_tokens=4096), dry_run=True)
+def test_plan_rounds_to_whole_steps_and_says_what_it_skips(stub, tmp_path, capsys):
+    sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, models=["ladder_0", "ladder_3", "ladder_7"],
+                    flop_budgets=[1e13], budget_convention="exact", min_steps=20, max_tokens_per_param=3,
+                    train=sweep.PointArgs(global_batch_tokens=4096), dry_run=True)
     out = capsys.readouterr().out
     ladder_3 = Config.from_name("ladder_3")
     steps = round(1e13 / ladder_3.flops_per_token() / 4096)
     assert "C1e13-ladder_3" in out and f"{steps * 4096:,}" in out
-    ladder_0_ratio = round(1e13 / Config.from_name("ladder_0").flops_per_token() / 4096) * 4096 / 622_912
+    ladder_0 = Config.from_name("ladder_0")
+    ladder_0_ratio = round(1e13 / ladder_0.flops_per_token() / 4096) * 4096 / ladder_0.num_params()
     assert f"skipped C1e13-ladder_0: {ladder_0_ratio:.3g} tokens/param > max_tokens_per_param 3" in out
     ladder_7_steps = round(1e13 / Config.from_name("ladder_7").flops_per_token() / 4096)
     assert f"skipped C1e13-ladder_7: {ladder_7_steps} steps of 4,096 tokens < min_steps 20" in out
@@ -236,28 +234,28 @@ def test_plan_rounds_to_whole_steps_and_says_what_it_skips(sweep_module, stub, t
     assert not (tmp_path / "sweep").exists() and not invocations(tmp_path)
 
 
-def test_bad_input_gives_clear_errors(sweep_module, stub, tmp_path):
+def test_bad_input_gives_clear_errors(stub, tmp_path):
     base = dict(sweep_dir=tmp_path / "sweep", script=stub, models=["ladder_0"], tokens=[4e5])
-    SweepError = sweep_module.SweepError
+    SweepError = sweep.SweepError
     with pytest.raises(SweepError, match="Give either tokens .* or flop_budgets"):
-        sweep_module.setup(**{**base, "flop_budgets": [1e13]})
+        sweep.run_sweep(**{**base, "flop_budgets": [1e13]})
     with pytest.raises(SweepError, match="overrides may not set 'train.lr'.*use train.lr"):
-        sweep_module.setup(**base, overrides={"train": {"lr": 1.0}})
+        sweep.run_sweep(**base, overrides={"train": {"lr": 1.0}})
     with pytest.raises(SweepError, match="Unknown model name 'ladder_99'"):
-        sweep_module.setup(**{**base, "models": ["ladder_99"]})
+        sweep.run_sweep(**{**base, "models": ["ladder_99"]})
     with pytest.raises(SweepError, match="Model names must be unique"):
-        sweep_module.setup(**{**base, "models": ["ladder_0", "ladder_0"]})
+        sweep.run_sweep(**{**base, "models": ["ladder_0", "ladder_0"]})
     with pytest.raises(SweepError, match="warmup_steps=200 is not below its 98 steps"):
-        sweep_module.setup(**base, train=sweep_module.PointArgs(global_batch_tokens=4096, warmup_fraction=None,
+        sweep.run_sweep(**base, train=sweep.PointArgs(global_batch_tokens=4096, warmup_fraction=None,
                                                                warmup_steps=200))
     with pytest.raises(SweepError, match="Every point of the grid was skipped"):
-        sweep_module.setup(**base, min_steps=1000)
+        sweep.run_sweep(**base, min_steps=1000)
     with pytest.raises(SweepError, match="Pretraining script .* does not exist"):
-        sweep_module.setup(**{**base, "script": tmp_path / "missing.py"})
+        sweep.run_sweep(**{**base, "script": tmp_path / "missing.py"})
     assert not invocations(tmp_path)
 
 
-def test_sigterm_stops_the_running_point_which_then_resumes(sweep_module, stub, tmp_path):
+def test_sigterm_stops_the_running_point_which_then_resumes(stub, tmp_path):
     """What a scheduler does to a preempted job: the sweep passes SIGTERM on, the point saves its state,
     and the same command later resumes that point and skips the finished one."""
     sweep_dir = tmp_path / "sweep"
@@ -277,8 +275,8 @@ def test_sigterm_stops_the_running_point_which_then_resumes(sweep_module, stub, 
     assert f"Stopped by SIGTERM during {hang}" in stderr and "Run the same command again" in stderr
     assert "Stopped by SIGTERM" in (sweep_dir / "runs" / hang / "train.log").read_text()
 
-    sweep_module.setup(sweep_dir=sweep_dir, script=stub, models=["ladder_0"], tokens=[4e5, 8e5, 1.2e6],
-                       train=sweep_module.PointArgs(global_batch_tokens=4096), n_bootstrap=0, conventions=["kaplan"])
+    sweep.run_sweep(sweep_dir=sweep_dir, script=stub, models=["ladder_0"], tokens=[4e5, 8e5, 1.2e6],
+                    train=sweep.PointArgs(global_batch_tokens=4096), n_bootstrap=0, conventions=["kaplan"])
     calls = invocations(tmp_path)
     assert [(c["point"], flag(c["argv"], "--resume")) for c in calls] == [
         ("D4e5-ladder_0", "false"), (hang, "false"), (hang, "auto"), ("D1.2e6-ladder_0", "false")]
@@ -287,11 +285,11 @@ def test_sigterm_stops_the_running_point_which_then_resumes(sweep_module, stub, 
 
 
 @pytest.mark.parametrize("name", ["scaling_toy_cpu.yaml", "scaling_gpu.yaml"])
-def test_shipped_sweep_configs_plan(sweep_module, name, capsys, tmp_path):
+def test_shipped_sweep_configs_plan(name, capsys, tmp_path):
     """Each sweep config goes through the real CLI to its plan; its base config exists and no point is skipped."""
-    sweep_module.CLI(sweep_module.setup, as_positional=False,
-                     args=["--config", str(REPO_ROOT / "configs" / name), "--dry_run", "true",
-                           "--sweep_dir", str(tmp_path / "sweep")])
+    CLI(sweep.run_sweep, as_positional=False,
+        args=["--config", str(REPO_ROOT / "configs" / name), "--dry_run", "true",
+              "--sweep_dir", str(tmp_path / "sweep")])
     out = capsys.readouterr().out
     assert "Sweep plan: " in out
     assert int(out.split("Sweep plan: ")[1].split()[0]) >= 12
@@ -303,7 +301,7 @@ def test_help():
     assert "--flop_budgets" in result.stdout and "--train.global_batch_tokens" in result.stdout
 
 
-def test_end_to_end_with_the_real_pretraining_script(sweep_module, corpus, tmp_path, capsys):  # noqa: F811
+def test_end_to_end_with_the_real_pretraining_script(corpus, tmp_path, capsys):  # noqa: F811
     """pretrain/tinyllama.py on one tiny model and three token counts, stopped by SIGTERM during the last
     point and resumed: finished points are not retrained, the stopped one continues from its saved state,
     and the table holds real loss curves and supports the one fit three points of one model allow."""
@@ -332,7 +330,7 @@ def test_end_to_end_with_the_real_pretraining_script(sweep_module, corpus, tmp_p
     stopped_at = int(re.search(r"Stopped by SIGTERM after step (\d+)", (last / "train.log").read_text())[1])
     assert 10 <= stopped_at < 200 and not (last / "summary.json").exists()
 
-    sweep_module.CLI(sweep_module.setup, as_positional=False, args=["--config", str(config)])
+    CLI(sweep.run_sweep, as_positional=False, args=["--config", str(config)])
     out = capsys.readouterr().out
     assert "[1/3] D4096-tiny_test: finished earlier" in out and "[2/3] D8192-tiny_test: finished earlier" in out
     assert "[3/3] D1.024e5-tiny_test: tiny_test" in out and "resuming" in out
@@ -342,7 +340,7 @@ def test_end_to_end_with_the_real_pretraining_script(sweep_module, corpus, tmp_p
     runs = load_runs(sweep_dir / "runs.jsonl")
     assert [r.tokens for r in runs] == [512 * 8, 512 * 16, 512 * 200]
     for run, steps in zip(runs, (8, 16, 200)):
-        point = sweep_dir / "runs" / f"D{sweep_module.short(steps * 512)}-tiny_test"
+        point = sweep_dir / "runs" / f"D{sweep.short(steps * 512)}-tiny_test"
         summary = json.loads((point / "summary.json").read_text())
         assert summary["step"] == steps and run.final_val_loss == summary["final_val_loss"]
         assert run.curve.tokens == tuple(512.0 * s for s in range(steps // 4, steps + 1, steps // 4))

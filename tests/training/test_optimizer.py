@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lit_tiny.optim import cosine_lr, make_optimizer
+from lit_tiny.training.optimizer import cosine_lr, make_optimizer
 
 
 def test_warmup_then_cosine_to_min_lr():

@@ -9,12 +9,13 @@ and computed in bf16, gradients reduced in fp32.
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal, Optional, Union
+from typing import Literal, Union
 
 import torch
 import torch.nn as nn
 
-Precision = Literal["32-true", "bf16-mixed", "bf16-true"]
+from lit_tiny.devices import TrainingPrecision
+
 
 
 def resolve_devices(devices: Union[int, Literal["auto"]]) -> int:
@@ -26,16 +27,7 @@ def resolve_devices(devices: Union[int, Literal["auto"]]) -> int:
     return devices
 
 
-def resolve_precision(precision: Optional[Precision]) -> Precision:
-    """Default: bf16-mixed on GPUs, fp32 on CPUs."""
-    if precision is None:
-        return "bf16-mixed" if torch.cuda.is_available() else "32-true"
-    if precision not in ("32-true", "bf16-mixed", "bf16-true"):
-        raise ValueError(f"precision must be one of 32-true, bf16-mixed, bf16-true; got {precision!r}")
-    return precision
-
-
-def parallelize(model: nn.Module, device_mesh, precision: Precision, activation_checkpointing: bool,
+def parallelize(model: nn.Module, device_mesh, precision: TrainingPrecision, activation_checkpointing: bool,
                 compile: bool) -> nn.Module:
     """Wrap every block (checkpointing and compiling it if asked), then shard blocks and root."""
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
@@ -57,7 +49,7 @@ def parallelize(model: nn.Module, device_mesh, precision: Precision, activation_
     return model
 
 
-def make_fabric(devices: int, num_nodes: int, precision: Precision, activation_checkpointing: bool = False,
+def make_fabric(devices: int, num_nodes: int, precision: TrainingPrecision, activation_checkpointing: bool = False,
                 compile: bool = False, loggers=None):
     """A Fabric whose world of ``devices * num_nodes`` processes is one data-parallel (FSDP) group."""
     from lightning.fabric import Fabric

@@ -7,13 +7,9 @@ import json
 
 import pytest
 
-from lit_tiny.evaluation.training import (
-    evaluate_checkpoint,
-    evaluate_run,
-    find_checkpoints,
-    read_progress,
-    write_curve,
-)
+from lit_tiny.evaluation.settings import HarnessSettings
+from lit_tiny.evaluation.training_run import evaluate_checkpoint, evaluate_run, write_curve
+from lit_tiny.training.run_dir import RunDir, read_progress
 from tests.evaluation.conftest import save_tiny_checkpoint
 
 TASKS = ["arc_easy", "boolq"]
@@ -34,7 +30,7 @@ def read_csv(path):
 
 def test_evaluate_run_writes_one_row_per_checkpoint_and_a_plot(tmp_path, eval_config, tokenizer_dir, data_dir, capsys):
     run = make_run(tmp_path / "run", eval_config, tokenizer_dir)
-    csv_file, png_file = evaluate_run(run, data_dir, tasks=TASKS, device="cpu", limit=3)
+    csv_file, png_file = evaluate_run(run, data_dir, tasks=TASKS, settings=HarnessSettings(device="cpu", limit=3))
     assert csv_file == run / "eval" / "commonsense.csv"
     rows = read_csv(csv_file)
     assert [r["step"] for r in rows] == ["1000", "2000"]
@@ -51,14 +47,15 @@ def test_evaluate_run_writes_one_row_per_checkpoint_and_a_plot(tmp_path, eval_co
 
     # Run again: both checkpoints are already scored with these settings and are skipped.
     before = {p: p.stat().st_mtime_ns for p in (run / "eval").glob("step-*.json")}
-    evaluate_run(run, data_dir, tasks=TASKS, device="cpu", limit=3)
+    evaluate_run(run, data_dir, tasks=TASKS, settings=HarnessSettings(device="cpu", limit=3))
     assert "already evaluated" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in (run / "eval").glob("step-*.json")}
 
 
 def test_pretraining_hook_scores_one_checkpoint_and_refreshes_the_curve(tmp_path, eval_config, tokenizer_dir, data_dir):
     run = make_run(tmp_path / "run", eval_config, tokenizer_dir, steps=(500,))
-    row = evaluate_checkpoint(run / "checkpoints" / "step-00000500", data_dir, tasks=TASKS, device="cpu", limit=2)
+    row = evaluate_checkpoint(run / "checkpoints" / "step-00000500", data_dir, tasks=TASKS,
+                              settings=HarnessSettings(device="cpu", limit=2))
     assert (row["step"], row["tokens_seen"]) == (500, 500 * 4096)
     assert [r["step"] for r in read_csv(run / "eval" / "commonsense.csv")] == ["500"]
     assert (run / "eval" / "commonsense.png").is_file() and (run / "eval" / "step-00000500.json").is_file()
@@ -66,21 +63,21 @@ def test_pretraining_hook_scores_one_checkpoint_and_refreshes_the_curve(tmp_path
 
 def test_results_with_different_settings_are_not_mixed_in_one_curve(tmp_path, eval_config, tokenizer_dir, data_dir):
     run = make_run(tmp_path / "run", eval_config, tokenizer_dir)
-    evaluate_run(run, data_dir, tasks=TASKS, device="cpu", limit=2, steps=[1000])
+    evaluate_run(run, data_dir, tasks=TASKS, steps=[1000], settings=HarnessSettings(device="cpu", limit=2))
     with pytest.raises(
         ValueError, match=r"step-00002000\.json'\] were evaluated with other settings than .*step-00001000\.json"
     ):
-        evaluate_run(run, data_dir, tasks=TASKS, device="cpu", limit=3, steps=[2000])
-    evaluate_run(run, data_dir, tasks=TASKS, device="cpu", limit=3, overwrite=True)
+        evaluate_run(run, data_dir, tasks=TASKS, steps=[2000], settings=HarnessSettings(device="cpu", limit=3))
+    evaluate_run(run, data_dir, tasks=TASKS, overwrite=True, settings=HarnessSettings(device="cpu", limit=3))
     assert len(read_csv(run / "eval" / "commonsense.csv")) == 2
 
 
 def test_progress_and_layout_errors_name_the_file_and_the_fix(tmp_path, eval_config, tokenizer_dir):
     with pytest.raises(FileNotFoundError, match=r"run/checkpoints does not exist"):
-        find_checkpoints(tmp_path / "run")
+        RunDir(tmp_path / "run").checkpoints()
     folder = save_tiny_checkpoint(tmp_path / "run" / "checkpoints" / "step-00000010", eval_config, tokenizer_dir)
     with pytest.raises(FileNotFoundError, match=r"step-00000010/progress\.json is missing.*\"tokens_seen\": int"):
-        find_checkpoints(tmp_path / "run")
+        RunDir(tmp_path / "run").checkpoints()
     (folder / "progress.json").write_text('{"step": 10, "tokens_seen": "many"}')
     with pytest.raises(ValueError, match=r"'tokens_seen' must be a non-negative integer, got 'many'"):
         read_progress(folder)

@@ -1,17 +1,14 @@
-"""Evaluation across a training run: every checkpoint of a run folder, or one checkpoint as training goes.
+"""Evaluation across a training run: every consolidated checkpoint of a run folder, scored and plotted.
 
-Run-folder contract (written by pretraining)::
-
-    <run_dir>/checkpoints/step-00001000/   a lit_tiny checkpoint folder (model.safetensors, model_config.yaml,
-                                            tokenizer files) plus progress.json = {"step": int, "tokens_seen": int}
+A run folder (``lit_tiny.training.run_dir.RunDir``) holds ``checkpoints/step-XXXXXXXX/``: lit_tiny
+checkpoint folders, each with ``progress.json`` = ``{"step": int, "tokens_seen": int}``.
 
 Results go to ``<run_dir>/eval/``: one ``step-XXXXXXXX.json`` per checkpoint (the full results payload plus
 the checkpoint's progress), ``commonsense.csv`` (one row per checkpoint: step, tokens seen, each task's
 paper-column score and their average) and ``commonsense.png`` (score against tokens seen).
 
-Pretraining calls :func:`evaluate_checkpoint` with each checkpoint folder it wants scored (on one rank);
 :func:`evaluate_run` scores whatever a run folder holds and skips checkpoints already scored with the
-same settings.
+same settings, so it can be run again while training goes on; :func:`evaluate_checkpoint` scores one.
 """
 
 from __future__ import annotations
@@ -19,110 +16,51 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from lit_tiny.checkpoint import atomic_write_text
-from lit_tiny.evaluation.harness import EvalSettings, evaluate_suite, write_json
+from lit_tiny.devices import inference_dtype, resolve_device, resolve_precision
+from lit_tiny.evaluation.harness import evaluate_suite, write_json
 from lit_tiny.evaluation.local_tasks import commonsense_family
 from lit_tiny.evaluation.plotting import plot_curve
+from lit_tiny.evaluation.settings import HarnessSettings
+from lit_tiny.files import atomic_write_text
+from lit_tiny.training.run_dir import RunDir, read_progress
 
-PROGRESS_FILE = "progress.json"
-PROGRESS_SCHEMA = '{"step": int, "tokens_seen": int}'
 CURVE_NAME = "commonsense"
 
 
-@dataclass(frozen=True)
-class CheckpointProgress:
-    path: Path
-    step: int
-    tokens_seen: int
-
-
-def read_progress(checkpoint_dir: Path) -> CheckpointProgress:
-    """Step and tokens seen of a checkpoint, from its ``progress.json``."""
-    file = Path(checkpoint_dir) / PROGRESS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{file} is missing: a checkpoint of a training run holds {PROGRESS_FILE} = {PROGRESS_SCHEMA}, "
-            "which pretraining writes beside the weights"
-        )
-    try:
-        progress = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{file} is not valid JSON ({e}); it should hold {PROGRESS_SCHEMA}") from e
-    values = {}
-    for key in ("step", "tokens_seen"):
-        value = progress.get(key) if isinstance(progress, dict) else None
-        if type(value) is not int or value < 0:
-            raise ValueError(
-                f"{file}: {key!r} must be a non-negative integer, got {value!r}; expected {PROGRESS_SCHEMA}"
-            )
-        values[key] = value
-    return CheckpointProgress(Path(checkpoint_dir), values["step"], values["tokens_seen"])
-
-
-def find_checkpoints(run_dir: Path) -> list[CheckpointProgress]:
-    """Every ``<run_dir>/checkpoints/step-*`` folder with its progress, by step."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: a run folder holds checkpoints/step-XXXXXXXX/ folders")
-    found = [read_progress(d) for d in sorted(folder.glob("step-*")) if d.is_dir()]
-    if not found:
-        raise FileNotFoundError(f"{folder} holds no step-XXXXXXXX checkpoint folders")
-    return sorted(found, key=lambda c: c.step)
-
-
-def default_results_dir(checkpoint_dir: Path) -> Path:
-    """``<run_dir>/eval`` for ``<run_dir>/checkpoints/<name>``."""
-    checkpoint_dir = Path(checkpoint_dir).resolve()
-    if checkpoint_dir.parent.name != "checkpoints":
-        raise ValueError(
-            f"{checkpoint_dir} is not inside a run folder's checkpoints/ folder; pass results_dir explicitly"
-        )
-    return checkpoint_dir.parent.parent / "eval"
-
-
-def evaluate_checkpoint(
-    checkpoint_dir: Path,
-    data_dir: Optional[Path],
-    tasks: Optional[list[str]] = None,
-    results_dir: Optional[Path] = None,
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: str = "float32",
-    limit: Optional[float] = None,
-    seed: int = 1234,
-    update_curve: bool = True,
-) -> dict:
+def evaluate_checkpoint(checkpoint_dir: Path, data_dir: Optional[Path], tasks: Optional[list[str]] = None,
+                        settings: HarnessSettings = HarnessSettings(), results_dir: Optional[Path] = None,
+                        update_curve: bool = True) -> dict:
     """Score one checkpoint on the zero-shot commonsense tasks and record it for the training curve.
 
-    This is the function pretraining calls (from one rank) after saving a checkpoint. It loads the
-    checkpoint onto ``device`` next to the training model, writes ``<results_dir>/<checkpoint name>.json``,
-    refreshes the CSV and PNG when ``update_curve`` is set, and returns the checkpoint's CSV row.
+    Writes ``<results_dir>/<checkpoint name>.json``, refreshes the CSV and PNG when ``update_curve`` is set,
+    and returns the checkpoint's CSV row.
 
     Args:
         checkpoint_dir: ``<run_dir>/checkpoints/step-XXXXXXXX`` (with ``progress.json``).
         data_dir: Folder with the task data (tutorials/evaluation.md); None downloads from the hub.
         tasks: Some of the commonsense tasks (default: all seven).
-        results_dir: Where results go; default ``<run_dir>/eval``.
-        batch_size: Sequences per forward pass.
-        device: cpu, cuda, cuda:1, or auto.
-        dtype: float32, bfloat16 or float16.
-        limit: Documents per task (a fraction if below 1); None evaluates all.
-        seed: lm-eval's seeds.
+        settings: How the checkpoint is run and scored (``out_file`` is not used: results go to ``results_dir``).
+        results_dir: Where results go; default the run folder's ``eval/``.
         update_curve: Rewrite the CSV and PNG from all results in ``results_dir``.
     """
     import torch
 
     from lit_tiny.evaluation.adapter import LitTinyLM
 
-    results_dir = Path(results_dir) if results_dir else default_results_dir(checkpoint_dir)
+    if results_dir is None:
+        try:
+            results_dir = RunDir.of_checkpoint(checkpoint_dir).eval_dir
+        except ValueError as e:
+            raise ValueError(f"{e}; pass results_dir explicitly") from None
     progress = read_progress(checkpoint_dir)
-    settings = EvalSettings(data_dir=data_dir, num_fewshot=0, limit=limit, seed=seed)
-    lm = LitTinyLM.from_checkpoint(checkpoint_dir, device=device, dtype=dtype, batch_size=batch_size, seed=seed)
-    payload = evaluate_suite("commonsense", lm, settings, tasks)
+    lm = LitTinyLM.from_checkpoint(checkpoint_dir, device=settings.device, precision=settings.precision,
+                                   batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+                                   seed=settings.seed)
+    payload = evaluate_suite("commonsense", lm, replace(settings, num_fewshot=0), data_dir, tasks)
     del lm
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -200,39 +138,31 @@ def write_curve(results_dir: Path) -> tuple[Path, Path]:
     return csv_file, png_file
 
 
-def evaluate_run(
-    run_dir: Path,
-    data_dir: Optional[Path],
-    tasks: Optional[list[str]] = None,
-    steps: Optional[list[int]] = None,
-    overwrite: bool = False,
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: str = "float32",
-    limit: Optional[float] = None,
-    seed: int = 1234,
-) -> tuple[Path, Path]:
+def evaluate_run(run_dir: Path, data_dir: Optional[Path], tasks: Optional[list[str]] = None,
+                 steps: Optional[list[int]] = None, overwrite: bool = False,
+                 settings: HarnessSettings = HarnessSettings()) -> tuple[Path, Path]:
     """Score every checkpoint of a run folder (or those at ``steps``), then write the CSV and PNG.
 
     Checkpoints whose results already exist with the same tasks, limit and dtype are skipped unless
     ``overwrite`` is set (if the data files changed since, :func:`write_curve` refuses to mix the two and
     asks for ``overwrite``). Returns the CSV and PNG paths.
     """
-    checkpoints = find_checkpoints(run_dir)
+    run = RunDir(run_dir)
+    checkpoints = run.checkpoints()
     if steps is not None:
         missing = sorted(set(steps) - {c.step for c in checkpoints})
         if missing:
-            raise ValueError(f"{Path(run_dir) / 'checkpoints'} has no checkpoints at steps {missing}")
+            raise ValueError(f"{run.checkpoints_dir} has no checkpoints at steps {missing}")
         checkpoints = [c for c in checkpoints if c.step in set(steps)]
-    results_dir = Path(run_dir) / "eval"
+    dtype = inference_dtype(resolve_precision(settings.precision, resolve_device(settings.device), training=False))
     wanted = {
         "tasks": [s.task for s in commonsense_family(tasks).sources],
-        "limit": limit,
+        "limit": settings.limit,
         "num_fewshot": 0,
-        "dtype": dtype,
+        "dtype": str(dtype).removeprefix("torch."),
     }
     for i, checkpoint in enumerate(checkpoints):
-        existing = results_dir / f"{checkpoint.path.name}.json"
+        existing = run.eval_dir / f"{checkpoint.path.name}.json"
         if existing.is_file() and not overwrite:
             previous = comparable_settings(json.loads(existing.read_text()))
             if {k: previous[k] for k in wanted} == wanted:
@@ -242,9 +172,7 @@ def evaluate_run(
             f"[{i + 1}/{len(checkpoints)}] {checkpoint.path.name}: step {checkpoint.step}, "
             f"{checkpoint.tokens_seen:,} tokens seen"
         )
-        evaluate_checkpoint(
-            checkpoint.path, data_dir, tasks, results_dir, batch_size, device, dtype, limit, seed, update_curve=False
-        )
-    csv_file, png_file = write_curve(results_dir)
+        evaluate_checkpoint(checkpoint.path, data_dir, tasks, settings, run.eval_dir, update_curve=False)
+    csv_file, png_file = write_curve(run.eval_dir)
     print(f"Wrote {csv_file} and {png_file}")
     return csv_file, png_file

@@ -1,6 +1,6 @@
 import pytest
 
-from lit_tiny.batch_math import BatchConfigError, BatchPlan
+from lit_tiny.training.batch_plan import BatchConfigError, BatchPlan
 
 
 def test_tinyllama_plan_on_16_devices():

@@ -1,42 +1,22 @@
 """Resumable training state: sharded, atomic, pruned, found again by ``--resume auto``.
 
-``<out_dir>/train_state/step-00001000/`` is a distributed checkpoint (each rank writes its own shards of
-the model and the optimizer) plus ``meta.pt`` with the step, the data loader's position and every rank's
-RNG state. It is written to a hidden temporary folder and renamed into place by rank 0 only after all
+``<out_dir>/train_state/step-00001000/`` (``RunDir.state_path``) is a distributed checkpoint (each rank
+writes its own shards of the model and the optimizer) plus ``meta.pt`` with the step, the data loader's
+position and every rank's RNG state. It is written to a hidden temporary folder and renamed into place by rank 0 only after all
 ranks finished, so a crash mid-save never leaves a folder that looks complete. Loading uses
 ``weights_only=True``: nothing but tensors and plain containers is unpickled.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-STATE_DIR = "train_state"
-_STEP_DIR = re.compile(r"^step-(\d{8})$")
-
-
-def state_path(out_dir: Path, step: int) -> Path:
-    return Path(out_dir) / STATE_DIR / f"step-{step:08d}"
-
-
-def saved_states(out_dir: Path) -> list[Path]:
-    """Complete saved states under ``out_dir``, oldest first."""
-    root = Path(out_dir) / STATE_DIR
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
-
-
-def latest_state(out_dir: Path) -> Optional[Path]:
-    states = saved_states(out_dir)
-    return states[-1] if states else None
+from lit_tiny.training.run_dir import RunDir
 
 
 def rng_states() -> dict[str, torch.Tensor]:
@@ -61,9 +41,9 @@ def all_rng_states(fabric) -> list[dict[str, torch.Tensor]]:
     return gathered
 
 
-def save_train_state(fabric, out_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
+def save_train_state(fabric, run: RunDir, step: int, state: dict[str, Any], keep_last: int) -> Path:
     """Save ``state`` (model, optimizer and plain metadata) as step ``step``; collective on all ranks."""
-    final = state_path(out_dir, step)
+    final = run.state_path(step)
     tmp = final.with_name(f".{final.name}.tmp")
     if fabric.global_rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -74,7 +54,7 @@ def save_train_state(fabric, out_dir: Path, step: int, state: dict[str, Any], ke
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        for old in saved_states(out_dir)[:-keep_last] if keep_last > 0 else []:
+        for old in run.states()[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     fabric.barrier()
     return final

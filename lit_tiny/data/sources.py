@@ -1,0 +1,122 @@
+"""Where training data comes from: the upstream layouts, the prepared folders, TinyLlama's mix.
+
+Upstream layouts, as downloaded:
+
+* SlimPajama: ``<root>/<split>/chunk{1..10}/*.jsonl.zst`` (``split``: train, validation, test);
+* Starcoderdata: ``<root>/<language>/*.parquet``, the code in column ``content``.
+
+Prepared folders (``pretrain/prepare_*.py`` writes them, ``pretrain/tinyllama.py`` reads them by default):
+``data/slimpajama/train``, ``data/slimpajama/validation`` and ``data/starcoder/train``, mixed by tokens
+with TinyLlama's weights 0.693584 / 0.306416. The demo corpus (``lit_tiny.data.demo``) is one more
+prepared dataset of the same shape, built on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from lit_tiny.data.prepare import load_summary
+from lit_tiny.data.readers import DataError
+
+TINYLLAMA_WEIGHTS = {"slimpajama": 0.693584, "starcoder": 0.306416}
+SLIMPAJAMA_DIR = Path("data/slimpajama")
+STARCODER_DIR = Path("data/starcoder")
+DEFAULT_TRAIN_DIRS = (SLIMPAJAMA_DIR / "train", STARCODER_DIR / "train")
+DEFAULT_VAL_DIRS = (SLIMPAJAMA_DIR / "validation",)
+
+
+# ----------------------------------------------------------------- upstream layouts
+
+
+def find_files(root: Path, patterns: Sequence[str], what: str) -> list[Path]:
+    """Files under ``root`` matching any glob in ``patterns``; a clear error when there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{what}: input folder {root} does not exist")
+    files = sorted({f for pattern in patterns for f in root.glob(pattern) if f.is_file()})
+    if not files:
+        raise DataError(f"{what}: no files matching {list(patterns)} under {root}")
+    return files
+
+
+def slimpajama_files(root: Path, split: str) -> list[Path]:
+    """SlimPajama's layout: ``<root>/<split>/chunk{1..10}/*.jsonl.zst``."""
+    return find_files(Path(root) / split, ["chunk*/*.jsonl.zst", "chunk*/*.jsonl"], f"SlimPajama {split}")
+
+
+def starcoder_files(root: Path, languages: Optional[Sequence[str]] = None) -> list[Path]:
+    """Starcoderdata's layout: ``<root>/<language>/*.parquet``, optionally only some languages."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Starcoderdata: input folder {root} does not exist")
+    available = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if languages:
+        unknown = sorted(set(languages) - set(available))
+        if unknown:
+            raise DataError(f"Starcoderdata: no folder for languages {unknown} under {root}; available: {available}")
+        patterns = [f"{lang}/*.parquet" for lang in languages]
+    else:
+        patterns = ["*/*.parquet"]
+    return find_files(root, patterns, "Starcoderdata")
+
+
+# ----------------------------------------------------------------- what a training run reads
+
+
+@dataclass
+class Source:
+    """A prepared data folder and its sampling weight."""
+
+    path: Path
+    weight: float = 1.0
+
+
+@dataclass
+class TrainingData:
+    """Everything pretraining reads: weighted training sources, validation folders, the tokenizer."""
+
+    sources: list[Source]
+    val_dirs: list[Path]
+    tokenizer_dir: Path
+
+
+def training_data(train_dirs: Sequence[Path], weights: Sequence[float], val_dirs: Sequence[Path],
+                  tokenizer_dir: Optional[Path], vocab_size: int, demo_dir: Optional[Path] = None) -> TrainingData:
+    """Check prepared folders before any training starts: present, finished, and within ``vocab_size``.
+
+    ``tokenizer_dir=None`` takes the tokenizer recorded by preparation. ``demo_dir`` replaces the folders
+    with those of the demo corpus, built there on first use, mixed 7:3 as TinyLlama mixes its sources.
+    """
+    if demo_dir is not None:
+        from lit_tiny.data.demo import ensure_demo_corpus
+
+        demo = ensure_demo_corpus(demo_dir)
+        train_dirs, val_dirs = [demo["train_english"], demo["train_code"]], [demo["val_english"], demo["val_code"]]
+        weights, tokenizer_dir = list(TINYLLAMA_WEIGHTS.values()), demo["tokenizer"]
+    if len(weights) != len(train_dirs):
+        raise DataError(f"{len(train_dirs)} training folders {[str(d) for d in train_dirs]} but {len(weights)} weights "
+                        f"{list(weights)}: give one weight per folder.")
+    if not val_dirs:
+        raise DataError("No validation folders were given (data.val_dirs).")
+    check_vocab([*train_dirs, *val_dirs], vocab_size)
+    if tokenizer_dir is None:
+        tokenizer_dir = Path(load_summary(train_dirs[0])["tokenizer"]).parent  # the summary names the file
+    if not Path(tokenizer_dir).is_dir():
+        raise DataError(f"Tokenizer folder {tokenizer_dir} does not exist; set data.tokenizer_dir to the folder "
+                        "holding the tokenizer.json or tokenizer.model the data was prepared with.")
+    return TrainingData([Source(Path(d), w) for d, w in zip(train_dirs, weights)], [Path(d) for d in val_dirs],
+                        Path(tokenizer_dir))
+
+
+def check_vocab(data_dirs: Sequence[Path], vocab_size: int) -> None:
+    """Refuse data whose token ids do not fit the model's embedding table."""
+    for d in data_dirs:
+        summary = load_summary(d)
+        if summary["max_token_id"] >= vocab_size:
+            raise DataError(
+                f"{d}: token ids go up to {summary['max_token_id']} (tokenizer {summary['tokenizer']}, "
+                f"{summary['tokenizer_vocab_size']} tokens) but the model's vocab_size is {vocab_size}. "
+                "Use the tokenizer the model was built for, or a model config with a larger vocab_size."
+            )
