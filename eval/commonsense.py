@@ -4,11 +4,10 @@ ARC-Easy, BoolQ and PIQA through lm-evaluation-harness, on a lit_tiny checkpoint
     python eval/commonsense.py --checkpoint_dir checkpoints/tinyllama-3t --data_dir data/eval
 """
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.evaluation.harness import suite_main
 
 main = suite_main("commonsense")
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

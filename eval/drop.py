@@ -4,11 +4,10 @@ F1), 3-shot from the train split, on a lit_tiny checkpoint, offline.
     python eval/drop.py --checkpoint_dir checkpoints/tinyllama-3t --data_dir data/eval
 """
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.evaluation.harness import suite_main
 
 main = suite_main("drop")
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

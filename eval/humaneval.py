@@ -12,8 +12,7 @@ a wall-clock timeout, a CPU-time limit and an address-space limit.
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.evaluation.humaneval import ExecutionLimits, HumanEvalSettings, run_humaneval
 from lit_tiny.evaluation.settings import EvalSettings
 
@@ -35,4 +34,4 @@ def main(checkpoint_dir: Path, allow_code_execution: bool = False, tasks: Option
 
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

@@ -5,11 +5,10 @@ numbers the paper reports; the printed table says so.
     python eval/mmlu.py --checkpoint_dir checkpoints/tinyllama-3t --data_dir data/eval
 """
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.evaluation.harness import suite_main
 
 main = suite_main("mmlu")
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

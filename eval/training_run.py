@@ -11,8 +11,7 @@ evaluated with the same settings are skipped, so the command can be re-run while
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.evaluation.settings import HarnessSettings
 from lit_tiny.evaluation.training_run import evaluate_run
 
@@ -33,4 +32,4 @@ def main(run_dir: Path, data_dir: Optional[Path] = Path("data/eval"), tasks: Opt
 
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

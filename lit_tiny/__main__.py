@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.generate import main as generate
 from lit_tiny.hf_interop import convert_from_hf, convert_to_hf
 
@@ -37,16 +36,16 @@ def train_tokenizer(inputs: list[Path], out_dir: Path, vocab_size: int = 32000, 
     return path
 
 
+COMMANDS = {
+    "convert_from_hf": convert_from_hf,
+    "convert_to_hf": convert_to_hf,
+    "generate": generate,
+    "train_tokenizer": train_tokenizer,
+}
+
+
 def main() -> None:
-    CLI(
-        {
-            "convert_from_hf": convert_from_hf,
-            "convert_to_hf": convert_to_hf,
-            "generate": generate,
-            "train_tokenizer": train_tokenizer,
-        },
-        as_positional=False,
-    )
+    run(COMMANDS)
 
 
 if __name__ == "__main__":

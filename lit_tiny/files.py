@@ -1,8 +1,10 @@
-"""Writing files and folders so that a reader, or a crash, never sees half of them; file digests."""
+"""Writing files and folders so that a reader, or a crash, never sees half of them; file digests and
+the integrity manifests of checkpoints and training states."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -50,3 +52,62 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+MANIFEST_FILE = "manifest.json"
+
+
+class DamagedFolder(ValueError):
+    """A checkpoint or training state whose files do not match its manifest. ``path`` is the file."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def write_manifest(folder: str | Path, **fields: object) -> Path:
+    """Record the size and SHA-256 of every file under ``folder`` (plus ``fields``) in ``manifest.json``,
+    written last: a folder whose manifest exists was complete when it was written."""
+    folder = Path(folder)
+    files = {
+        str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+        for f in sorted(folder.rglob("*")) if f.is_file() and f.name != MANIFEST_FILE
+    }
+    path = folder / MANIFEST_FILE
+    path.write_text(json.dumps({"files": files, **fields}, indent=2), encoding="utf-8")
+    return path
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of ``folder``; ``DamagedFolder`` naming it when it is missing or unreadable."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        raise DamagedFolder(path, f"{path} is missing: {folder} was not written completely, or was damaged")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ValueError("no 'files' table")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DamagedFolder(path, f"{path} is not a readable manifest ({e}): {folder} is damaged") from None
+    return manifest
+
+
+def verify_manifest(folder: str | Path, editable: tuple[str, ...] = ()) -> dict:
+    """Check every file the manifest lists (present, size, SHA-256; only presence for ``editable`` ones);
+    return the manifest. The first file that differs raises ``DamagedFolder`` naming it."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if name in editable:
+            continue
+        if not path.is_file():
+            raise DamagedFolder(path, f"{path} is missing (listed in {folder / MANIFEST_FILE})")
+        size = path.stat().st_size
+        if size != expected.get("bytes"):
+            raise DamagedFolder(path, f"{path} has {size:,} bytes where {expected.get('bytes'):,} were written: "
+                                      "it is truncated or was replaced")
+        if sha256_file(path) != expected.get("sha256"):
+            raise DamagedFolder(path, f"{path} does not match the checksum written with it: its bytes changed "
+                                      "(disk damage, or an edit)")
+    return manifest

@@ -109,29 +109,27 @@ def main(
         device: cpu, cuda, cuda:1, or auto (cuda when available).
         precision: 32-true, bf16-true or 16-true; default bf16-true on CUDA, 32-true on CPU.
     """
-    from lit_tiny.checkpoint import load_model
+    from lit_tiny.checkpoint import load_model, load_tokenizer
     from lit_tiny.devices import inference_dtype, resolve_device, resolve_precision
-    from lit_tiny.tokenizer import Tokenizer
+    from lit_tiny.tokenizer import StreamingDecoder
 
     device = resolve_device(device)
     dtype = inference_dtype(resolve_precision(precision, device, training=False))
-    tokenizer = Tokenizer(checkpoint_dir)
     model = load_model(checkpoint_dir, device=device, dtype=dtype).eval()
+    tokenizer = load_tokenizer(checkpoint_dir)
     tokenizer.check_fits(model.config.vocab_size)
-    ids = torch.tensor(tokenizer.encode(prompt), device=device)
+    ids = tokenizer.encode(prompt)
     generator = torch.Generator(device=device).manual_seed(seed)
 
-    print(prompt, end="", flush=True)
-    new: list[int] = []
-    shown = ""
+    decoder = StreamingDecoder(tokenizer, ids)
+    print(decoder.text, end="", flush=True)
     t0 = time.perf_counter()
-    for token in generate(model, ids, max_new_tokens, temperature, top_k, top_p, tokenizer.eos_id, generator):
-        new.append(token)
-        # Decode the whole continuation each time: byte-fallback pieces only form text together.
-        text = tokenizer.decode(new)
-        if not text.endswith("\ufffd"):
-            print(text[len(shown) :], end="", flush=True)
-            shown = text
+    new = 0
+    for token in generate(model, torch.tensor(ids, device=device), max_new_tokens, temperature, top_k, top_p,
+                          tokenizer.eos_id, generator):
+        new += 1
+        print(decoder.push(token), end="", flush=True)
+    print(decoder.flush(), end="", flush=True)
     elapsed = time.perf_counter() - t0
-    print(f"\n\n[{len(new)} tokens in {elapsed:.2f} s, {len(new) / max(elapsed, 1e-9):.1f} tokens/s]", file=sys.stderr)
-    return prompt + tokenizer.decode(new)
+    print(f"\n\n[{new} tokens in {elapsed:.2f} s, {new / max(elapsed, 1e-9):.1f} tokens/s]", file=sys.stderr)
+    return decoder.text

@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from lit_tiny.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
+from lit_tiny.checkpoint import check_state_dict, load_checkpoint, load_tokenizer, save_checkpoint
 from lit_tiny.config import Config
 from lit_tiny.devices import DtypeName, dtype_from_name
 from lit_tiny.files import atomic_write_dir
@@ -87,12 +87,21 @@ def config_to_hf(config: Config, bos_id: int = 1, eos_id: int = 2, dtype: str = 
 # ------------------------------------------------------------------ weights
 
 
-def state_dict_from_hf(hf: dict[str, torch.Tensor], config: Config, source: str = "weights") -> dict[str, torch.Tensor]:
+def state_dict_from_hf(hf: dict[str, torch.Tensor], config: Config, source: str = "weights",
+                       shard_of: Optional[dict[str, str]] = None) -> dict[str, torch.Tensor]:
+    """Our state dict from a Hugging Face Llama one. Every tensor is checked against the shape the
+    ``config.json`` fields imply, and a missing one is named with the shard file that should hold it
+    (``shard_of``: the index's ``weight_map``)."""
     hf = {k.removeprefix("model."): v for k, v in hf.items()}
-    expected = hf_names(config)
-    missing = [k for k in expected if k.removeprefix("model.") not in hf and k != "lm_head.weight"]
+    missing = [k for k in hf_names(config) if k.removeprefix("model.") not in hf and k != "lm_head.weight"]
     if missing:
-        raise ValueError(f"{source}: tensors missing for a {config.n_layer}-layer Llama: {missing[:6]}")
+        where = [f"{k} (in {shard_of[k]})" if shard_of and k in shard_of else k for k in missing[:6]]
+        raise ValueError(f"{source}: tensors missing for a {config.n_layer}-layer Llama: {where}")
+    for name, (shape, fields) in hf_shapes(config).items():
+        tensor = hf.get(name.removeprefix("model."))
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)} but config.json ({fields}) implies "
+                             f"{shape}: the config.json does not belong to these weights")
     out = {
         "wte.weight": hf.pop("embed_tokens.weight"),
         "norm.weight": hf.pop("norm.weight"),
@@ -126,6 +135,32 @@ def hf_names(config: Config) -> list[str]:
     return ["model.embed_tokens.weight", *layers, "model.norm.weight", "lm_head.weight"]
 
 
+def hf_shapes(config: Config) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each Hugging Face Llama tensor's shape, and the config.json fields that imply it."""
+    d, hs, ff = config.n_embd, config.head_size, config.intermediate_size
+    q, kv = config.n_head * hs, config.n_query_groups * hs
+    heads = f"num_attention_heads={config.n_head}, hidden_size={d}"
+    groups = f"num_key_value_heads={config.n_query_groups}, head_dim={hs}, hidden_size={d}"
+    mlp = f"intermediate_size={ff}, hidden_size={d}"
+    shapes = {"model.embed_tokens.weight": ((config.vocab_size, d), f"vocab_size={config.vocab_size}, hidden_size={d}"),
+              "model.norm.weight": ((d,), f"hidden_size={d}"),
+              "lm_head.weight": ((config.vocab_size, d), f"vocab_size={config.vocab_size}, hidden_size={d}")}
+    for i in range(config.n_layer):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "self_attn.q_proj.weight": ((q, d), heads),
+            p + "self_attn.k_proj.weight": ((kv, d), groups),
+            p + "self_attn.v_proj.weight": ((kv, d), groups),
+            p + "self_attn.o_proj.weight": ((d, q), heads),
+            p + "mlp.gate_proj.weight": ((ff, d), mlp),
+            p + "mlp.up_proj.weight": ((ff, d), mlp),
+            p + "mlp.down_proj.weight": ((d, ff), mlp),
+            p + "input_layernorm.weight": ((d,), f"hidden_size={d}"),
+            p + "post_attention_layernorm.weight": ((d,), f"hidden_size={d}"),
+        }
+    return shapes
+
+
 def state_dict_to_hf(sd: dict[str, torch.Tensor], config: Config) -> dict[str, torch.Tensor]:
     hs, nq, nkv = config.head_size, config.n_head, config.n_query_groups
     out = {
@@ -151,15 +186,29 @@ def state_dict_to_hf(sd: dict[str, torch.Tensor], config: Config) -> dict[str, t
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def load_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a Hugging Face folder: one or many ``*.safetensors`` or ``pytorch_model*.bin`` files."""
+def load_hf_weights(hf_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors of a Hugging Face folder (one or many ``*.safetensors`` or ``pytorch_model*.bin`` files),
+    and which file the folder's index says holds each tensor (empty without an index)."""
     from safetensors.torch import load_file
 
     files = sorted(hf_dir.glob("*.safetensors"))
-    loader = lambda f: load_file(str(f))  # noqa: E731
-    if not files:
+    index, loader = hf_dir / "model.safetensors.index.json", lambda f: load_file(str(f))
+    if not files and sorted(hf_dir.glob("pytorch_model*.bin")):
         files = sorted(hf_dir.glob("pytorch_model*.bin"))
+        index = hf_dir / "pytorch_model.bin.index.json"
         loader = lambda f: torch.load(f, map_location="cpu", weights_only=True, mmap=True)  # noqa: E731
+    shard_of: dict[str, str] = {}
+    if index.is_file():
+        try:
+            shard_of = {k: str(hf_dir / v) for k, v in json.loads(index.read_text())["weight_map"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{index} is not a readable index ({e}): download it again") from None
+        absent = sorted({f for f in shard_of.values() if not Path(f).is_file()})
+        if absent:
+            held = [t for t, f in shard_of.items() if f == absent[0]][:3]
+            more = f" and {len(absent) - 1} more shard(s)" if len(absent) > 1 else ""
+            raise FileNotFoundError(f"{absent[0]} is missing: {index.name} lists it (holding {held} ...){more}. "
+                                    "Download it again.")
     if not files:
         raise FileNotFoundError(
             f"No weights in {hf_dir}: expected model.safetensors, model-*-of-*.safetensors or pytorch_model*.bin"
@@ -170,7 +219,7 @@ def load_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
             weights.update(loader(f))
         except Exception as e:
             raise ValueError(f"{f} could not be read (truncated download?): {e}") from e
-    return weights
+    return weights, shard_of
 
 
 # ------------------------------------------------------------------ commands
@@ -190,7 +239,8 @@ def convert_from_hf(hf_dir: Path, out_dir: Path, dtype: Optional[DtypeName] = No
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} is missing: a Hugging Face checkpoint folder needs its config.json")
     config = config_from_hf(json.loads(config_file.read_text()), name=name or hf_dir.name, source=str(config_file))
-    sd = state_dict_from_hf(load_hf_weights(hf_dir), config, source=str(hf_dir))
+    weights, shard_of = load_hf_weights(hf_dir)
+    sd = state_dict_from_hf(weights, config, source=str(hf_dir), shard_of=shard_of)
     check_state_dict(sd, config, source=str(hf_dir))
     if dtype is not None:
         sd = {k: v.to(dtype_from_name(dtype)) for k, v in sd.items()}
@@ -202,23 +252,26 @@ def convert_from_hf(hf_dir: Path, out_dir: Path, dtype: Optional[DtypeName] = No
     return out
 
 
-def convert_to_hf(checkpoint_dir: Path, out_dir: Path, dtype: DtypeName = "float32") -> Path:
+def convert_to_hf(checkpoint_dir: Path, out_dir: Path, dtype: Optional[DtypeName] = None) -> Path:
     """Export a lit_tiny checkpoint folder so that ``transformers.AutoModelForCausalLM.from_pretrained``
     and ``AutoTokenizer.from_pretrained`` load it offline.
 
     Args:
         checkpoint_dir: A lit_tiny checkpoint folder (model.safetensors, model_config.yaml, tokenizer files).
         out_dir: Folder to write (replaced atomically if it exists).
-        dtype: float32, bfloat16 or float16 for the exported weights.
+        dtype: float32, bfloat16 or float16 for the exported weights (default: the stored dtype).
     """
     from safetensors.torch import save_file
 
-    from lit_tiny.tokenizer import Tokenizer
-
     checkpoint_dir = Path(checkpoint_dir)
     config, sd = load_checkpoint(checkpoint_dir)
-    tokenizer = Tokenizer(checkpoint_dir)
+    tokenizer = load_tokenizer(checkpoint_dir)
     tokenizer.check_fits(config.vocab_size)
+    stored = {str(v.dtype).removeprefix("torch.") for v in sd.values()}
+    if dtype is None:
+        if len(stored) != 1:
+            raise ValueError(f"{checkpoint_dir}: the weights mix dtypes {sorted(stored)}; pass --dtype")
+        dtype = stored.pop()
     hf_sd = {k: v.to(dtype_from_name(dtype)) for k, v in state_dict_to_hf(sd, config).items()}
 
     def fill(tmp: Path) -> None:

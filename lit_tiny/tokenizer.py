@@ -8,14 +8,21 @@ The policy, used by data preparation, evaluation and generation alike:
 * Generation stops at EOS.
 
 The tokenizer file's own post-processing (Llama's ``tokenizer.json`` adds BOS itself) is never applied,
-so BOS is added exactly once whichever file format is loaded.
+so BOS is added exactly once whichever file format is loaded. Special-token strings inside text
+(``<s>``, ``</s>``, ``<unk>``: HTML, XML and NLP code are full of them) are encoded as ordinary text:
+only the policy above puts control ids into a sequence.
+
+:meth:`Tokenizer.digest` identifies a tokenizer by what decides its ids, so that data, training,
+checkpoints and evaluation can check they all use the same one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 LLAMA_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
@@ -45,6 +52,7 @@ class Tokenizer:
                 self._hf = HFTokenizer.from_file(str(path))
             except Exception as e:
                 raise ValueError(f"{path} is not a valid Hugging Face tokenizer.json: {e}") from e
+            self._hf.encode_special_tokens = True  # "<s>" inside a document is text, not a document boundary
             self._sp = None
             bos, eos = self._special_tokens_from_config(path.parent)
             self.bos_id = self._hf.token_to_id(bos)
@@ -97,6 +105,26 @@ class Tokenizer:
             return self._hf.decode(ids, skip_special_tokens=False)
         return self._sp.decode(ids)
 
+    def decode_continuation(self, prefix: Sequence[int], ids: Sequence[int]) -> str:
+        """The text ``ids`` add after ``prefix``: what decoding the whole sequence shows past the prefix.
+
+        Decoding ``ids`` alone loses what depends on context: Llama-style decoders drop the leading space
+        of the first piece (so an indented line of code would lose a column), and a character split over
+        byte pieces needs its first bytes.
+        """
+        head = self.decode(prefix).rstrip("\ufffd")  # a character cut at the end of the prefix is completed
+        whole = self.decode([*prefix, *ids])
+        return whole[len(head):] if whole.startswith(head) else self.decode(ids)
+
+    def digest(self) -> str:
+        """SHA-256 of what decides the ids: ``tokenizer.json`` (parsed, re-serialised with sorted keys, so
+        formatting does not count) or ``tokenizer.model``'s bytes, and the BOS and EOS ids."""
+        if self._hf is not None:
+            content = json.dumps(json.loads(self.path.read_text(encoding="utf-8")), sort_keys=True).encode()
+        else:
+            content = self.path.read_bytes()
+        return hashlib.sha256(content + f"|bos={self.bos_id}|eos={self.eos_id}".encode()).hexdigest()
+
     def check_fits(self, vocab_size: int) -> None:
         """Refuse a model whose embedding table has fewer rows than this tokenizer has ids."""
         if self.vocab_size > vocab_size:
@@ -109,6 +137,32 @@ class Tokenizer:
         """The files a checkpoint folder needs to rebuild this tokenizer."""
         extra = [self.path.parent / n for n in ("tokenizer_config.json", "special_tokens_map.json")]
         return [self.path] + [p for p in extra if p.is_file()]
+
+
+class StreamingDecoder:
+    """Text of a growing sequence, piece by piece, exactly as decoding the whole sequence shows it.
+
+    ``text`` is what has been shown so far; ``push`` returns the text that became final with a new token.
+    A character still missing some of its byte pieces (decoded as U+FFFD) is held back until it is
+    complete; ``flush`` returns whatever is left once the sequence ends.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, ids: Sequence[int] = ()) -> None:
+        self.tokenizer, self.ids = tokenizer, list(ids)
+        self.text = tokenizer.decode(self.ids).rstrip("\ufffd")
+
+    def push(self, token: int) -> str:
+        self.ids.append(int(token))
+        text = self.tokenizer.decode(self.ids).rstrip("\ufffd")
+        if not text.startswith(self.text):
+            return ""
+        new, self.text = text[len(self.text):], text
+        return new
+
+    def flush(self) -> str:
+        text = self.tokenizer.decode(self.ids)
+        new, self.text = text[len(os.path.commonprefix([text, self.text])):], text
+        return new
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path) -> Path:

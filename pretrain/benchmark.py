@@ -375,6 +375,6 @@ def print_summary(report: dict) -> None:
 
 
 if __name__ == "__main__":
-    from jsonargparse import CLI
+    from lit_tiny.cli import run
 
-    CLI(main, as_positional=False)
+    run(main)

@@ -7,8 +7,7 @@ A jsonl line is one document (text under ``--text_key``), a parquet row is one d
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, prepare_files
 from lit_tiny.data.sources import find_files
 
@@ -45,4 +44,4 @@ def main(
 
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

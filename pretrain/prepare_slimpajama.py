@@ -7,8 +7,7 @@ Output: ``<out_dir>/<split>/`` for each split, with ``prepare_summary.json``.
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, prepare_files
 from lit_tiny.data.sources import slimpajama_files
 
@@ -42,4 +41,4 @@ def main(
 
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

@@ -6,8 +6,7 @@ Output: ``<out_dir>/train/`` with ``prepare_summary.json``.
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.data.prepare import DEFAULT_CHUNK_TOKENS, prepare_files
 from lit_tiny.data.sources import starcoder_files
 
@@ -40,4 +39,4 @@ def main(
 
 
 if __name__ == "__main__":
-    CLI(main, as_positional=False)
+    run(main)

@@ -11,14 +11,11 @@ resumes. The sweep itself (planning, launching, the run table, the fits) is ``li
 
 import sys
 
-from jsonargparse import CLI
-
-from lit_tiny.scaling.sweep import SweepError, run_sweep
+from lit_tiny.cli import run
+from lit_tiny.scaling.sweep import run_sweep
 
 if __name__ == "__main__":
     try:
-        CLI(run_sweep, as_positional=False)
-    except SweepError as err:
-        sys.exit(f"scaling_sweep: error: {err}")
+        run(run_sweep)
     except KeyboardInterrupt:
         sys.exit("scaling_sweep: interrupted. Run the same command again to resume: finished points are kept.")

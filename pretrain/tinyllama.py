@@ -25,9 +25,9 @@ from typing import Literal, Optional, Union
 
 import torch
 import yaml
-from jsonargparse import CLI
 
-from lit_tiny.checkpoint import load_model, save_checkpoint
+from lit_tiny.checkpoint import check_initial_weights, load_checkpoint, load_model, load_tokenizer, save_checkpoint
+from lit_tiny.cli import run
 from lit_tiny.config import Config
 from lit_tiny.data.loader import MixedLoader, validation_loader
 from lit_tiny.data.sources import TrainingData, training_data
@@ -41,6 +41,7 @@ from lit_tiny.training.batch_plan import BatchPlan
 from lit_tiny.training.distributed import full_state_dict, make_fabric, resolve_devices, total_norm
 from lit_tiny.training.metrics import MetricsLog
 from lit_tiny.training.optimizer import cosine_lr, make_optimizer
+from lit_tiny.training.plots import plot_run
 from lit_tiny.training.run_dir import RunDir, progress_text
 from lit_tiny.training.settings import CheckpointArgs, DataArgs, EvalArgs, TrainArgs
 from lit_tiny.training.speed import SpeedMeter, format_duration, peak_flops
@@ -56,6 +57,7 @@ def setup(
     activation_checkpointing: bool = False,
     compile: bool = False,
     resume: Union[bool, Literal["auto"], Path] = False,
+    initial_checkpoint_dir: Optional[Path] = None,
     seed: int = 42,
     sample_prompt: Optional[str] = None,
     train: TrainArgs = TrainArgs(),
@@ -77,6 +79,9 @@ def setup(
         compile: ``torch.compile`` every transformer block.
         resume: ``auto`` continues from the newest state in ``out_dir/train_state`` (or starts fresh if there
             is none); a path continues from that state; ``false`` refuses to touch a folder that has states.
+        initial_checkpoint_dir: Start a new run from the weights of this lit_tiny checkpoint (continued
+            pretraining, e.g. of TinyLlama after ``lit-tiny convert_from_hf``). Its shape must be the run's
+            model and its tokenizer the data's; the optimizer starts fresh. Ignored when resuming.
         seed: Seed of the weight init and of the data order.
         sample_prompt: After training, print the final model's continuation of this prompt.
         train: Optimisation and run length.
@@ -92,15 +97,19 @@ def setup(
                           train.max_tokens, train.max_steps, train.warmup_steps)
     dataset = training_data(data.train_dirs, data.weights, data.val_dirs, data.tokenizer_dir, config.vocab_size,
                             data.demo_dir)
+    if initial_checkpoint_dir is not None:
+        check_initial_weights(initial_checkpoint_dir, config, dataset.tokenizer_sha256)
     run = RunDir(out_dir)
     settings = {"model": asdict(config), "devices": devices, "num_nodes": num_nodes, "precision": precision,
                 "activation_checkpointing": activation_checkpointing, "compile": compile, "seed": seed,
+                "initial_checkpoint_dir": initial_checkpoint_dir,
                 "train": asdict(train), "eval": asdict(eval), "checkpoint": asdict(checkpoint),
                 "data": {**asdict(data), "resolved": {"sources": [(str(s.path), s.weight) for s in dataset.sources],
                                                       "val_dirs": [str(p) for p in dataset.val_dirs],
-                                                      "tokenizer_dir": str(dataset.tokenizer_dir)}}}
-    job = Job(config, plan, dataset, run, resume_path(resume, run), precision, seed, sample_prompt, train, eval,
-              checkpoint, data.num_workers, settings)
+                                                      "tokenizer_dir": str(dataset.tokenizer_dir),
+                                                      "tokenizer_sha256": dataset.tokenizer_sha256}}}
+    job = Job(config, plan, dataset, run, resume_path(resume, run), initial_checkpoint_dir, precision, seed,
+              sample_prompt, train, eval, checkpoint, data.num_workers, settings)
 
     fabric = make_fabric(devices, num_nodes, precision, activation_checkpointing, compile,
                          loggers=tensorboard_logger(run))
@@ -117,6 +126,7 @@ class Job:
     data: TrainingData
     run: RunDir
     resume_from: Optional[Path]
+    initial_checkpoint_dir: Optional[Path]
     precision: TrainingPrecision
     seed: int
     sample_prompt: Optional[str]
@@ -132,7 +142,9 @@ def main(fabric, job: Job) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.strategy.num_processes))
     if fabric.global_rank == 0:
         job.run.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(job.run.config_file, yaml.safe_dump(json.loads(json.dumps(job.settings, default=str))))
+        settings_yaml = yaml.safe_dump(json.loads(json.dumps(job.settings, default=str)))
+        atomic_write_text(job.run.config_file, settings_yaml)
+        fabric.logger.experiment.add_text("settings", f"```yaml\n{settings_yaml}```")
 
     # Data: a resumable 7:3 (by default) mix for training, the same fixed sequences for every validation.
     config, plan = job.config, job.plan
@@ -145,6 +157,9 @@ def main(fabric, job: Job) -> None:
     fabric.seed_everything(job.seed)
     with fabric.init_module(empty_init=False):
         model = GPT(config)
+    if job.initial_checkpoint_dir is not None and job.resume_from is None:
+        model.load_state_dict(load_checkpoint(job.initial_checkpoint_dir)[1])
+        fabric.print(f"Initial weights from {job.initial_checkpoint_dir}")
     fabric.print(f"Model {config.name}: {config.num_params():,} parameters "
                  f"({config.num_params(non_embedding=True):,} non-embedding), "
                  f"{config.flops_per_token() / 1e9:.3f} GFLOP per token (PaLM convention)")
@@ -164,8 +179,14 @@ def main(fabric, job: Job) -> None:
 
     fit(fabric, job, model, optimizer, train_loader, val_loader, progress, metrics)
 
-    if job.sample_prompt is not None and fabric.global_rank == 0 and progress["step"] == plan.max_steps:
-        print_sample(job.run.checkpoint_path(progress["step"]), job.sample_prompt, fabric.device)
+    if fabric.global_rank == 0:
+        finished = progress["step"] == plan.max_steps
+        if finished and job.sample_prompt is not None:
+            sample = sample_text(job.run.checkpoint_path(progress["step"]), job.sample_prompt, fabric.device)
+            print(f"\nSample from {job.run.checkpoint_path(progress['step'])}:\n{sample}\n")
+            fabric.logger.experiment.add_text("sample", sample, global_step=progress["step"])
+        fabric.logger.finalize("success")
+        print_outputs(job.run, finished)
 
 
 def training_state(model, optimizer, progress: dict, train_loader: MixedLoader) -> dict:
@@ -238,6 +259,8 @@ def fit(fabric, job: Job, model, optimizer, train_loader: MixedLoader, val_loade
             val_loss = validate(fabric, model, val_loader)
             metrics.log(step, {"tokens": progress["tokens_seen"], "val_loss": val_loss, "val_ppl": math.exp(val_loss)})
             fabric.print(f"step {step}: validation loss {val_loss:.4f}, perplexity {math.exp(val_loss):.2f}")
+            if fabric.global_rank == 0:
+                plot_run(job.run, title=job.config.name)
 
         stopping = stop_votes > 0 or step == stop_at
         if step % job.checkpoint.interval == 0 or stopping:
@@ -277,7 +300,11 @@ def save_consolidated(fabric, model, job: Job, progress: dict) -> None:
     weights = full_state_dict(model)
     if fabric.global_rank == 0:
         path = job.run.checkpoint_path(progress["step"])
-        save_checkpoint(path, weights, job.config, Tokenizer(job.data.tokenizer_dir).files(),
+        tokenizer = Tokenizer(job.data.tokenizer_dir)
+        if tokenizer.digest() != job.data.tokenizer_sha256:
+            raise ValueError(f"{tokenizer.path} changed during the run: it is no longer the tokenizer the data was "
+                             "prepared with, and the checkpoint must carry that one. Restore it and resume.")
+        save_checkpoint(path, weights, job.config, tokenizer.files(),
                         extra_files={"progress.json": progress_text(progress["step"], progress["tokens_seen"])})
         print(f"Saved checkpoint to {path}")
     fabric.barrier()
@@ -303,14 +330,31 @@ def write_summary(job: Job, progress: dict, metrics: MetricsLog) -> None:
     })
 
 
-def print_sample(checkpoint_dir: Path, prompt: str, device: torch.device) -> None:
+def sample_text(checkpoint_dir: Path, prompt: str, device: torch.device) -> str:
+    """The final checkpoint's continuation of ``prompt``, as decoding the whole sequence shows it."""
     model = load_model(checkpoint_dir, device=device).eval()
-    tokenizer = Tokenizer(checkpoint_dir)
-    ids = torch.tensor(tokenizer.encode(prompt), device=device)
-    with torch.no_grad():
-        new = list(generate(model, ids, max_new_tokens=60, temperature=0.8, top_k=40, eos_id=tokenizer.eos_id,
-                            generator=torch.Generator(device=device).manual_seed(0)))
-    print(f"\nSample from {checkpoint_dir}:\n{prompt}{tokenizer.decode(new)}\n")
+    tokenizer = load_tokenizer(checkpoint_dir)
+    ids = tokenizer.encode(prompt)
+    new = list(generate(model, torch.tensor(ids, device=device), max_new_tokens=60, temperature=0.8, top_k=40,
+                        eos_id=tokenizer.eos_id, generator=torch.Generator(device=device).manual_seed(0)))
+    return tokenizer.decode(ids + new)
+
+
+def print_outputs(run: RunDir, finished: bool) -> None:
+    """Where everything is, and what to run next."""
+    checkpoints = sorted(p.name for p in run.checkpoints_dir.glob("step-*")) if run.checkpoints_dir.is_dir() else []
+    lines = [f"\nOutputs in {run.root}:",
+             f"  checkpoints  {run.checkpoints_dir}: {', '.join(checkpoints) or 'none yet'}",
+             f"  states       {run.states_dir} (newest: {run.latest_state().name if run.latest_state() else 'none'})",
+             f"  metrics      {run.metrics_file}",
+             f"  plot         {run.loss_plot}",
+             f"  TensorBoard  tensorboard --logdir {run.logs_dir}"]
+    if finished:
+        lines.append(f"Next: python eval/training_run.py --run_dir {run.root} --data_dir data/eval"
+                     "   # score every checkpoint (tutorials/evaluation.md)")
+    else:
+        lines.append("Next: run the same command with --resume auto to continue")
+    print("\n".join(lines), flush=True)
 
 
 class PreemptionFlag:
@@ -346,4 +390,4 @@ def tensorboard_logger(run: RunDir):
 
 if __name__ == "__main__":
     torch.set_float32_matmul_precision("high")
-    CLI(setup, as_positional=False)
+    run(setup)

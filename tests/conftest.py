@@ -39,6 +39,24 @@ def import_script(path: Path, name: str) -> ModuleType:
     return module
 
 
+SAFETY_TIMEOUT_S = 900  # only a net against hangs: tests wait for events, never for wall-clock speed
+
+
+def wait_for(condition, what: str, process=None, timeout: float = SAFETY_TIMEOUT_S) -> None:
+    """Poll ``condition()`` until it holds. Fails (never goes on) if ``process`` exits first or the safety
+    timeout passes."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the process exited ({process.returncode}) before {what}:\n{out}\n{err}"[-6000:])
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """A small Llama-style BPE tokenizer (byte fallback, ids 0/1/2 = <unk>/<s>/</s>)."""
@@ -47,6 +65,20 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tokenizer")
     train_bpe_tokenizer(SAMPLE_TEXTS, vocab_size=384, out_dir=out)
     return out
+
+
+def train_sentencepiece(folder: Path) -> Path:
+    """A small sentencepiece BPE ``tokenizer.model`` with Llama 2's ids (unk 0, BOS 1, EOS 2, byte fallback)."""
+    import sentencepiece as spm
+
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(SAMPLE_TEXTS + ["<p>price</p> tags and </s> markers"]))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(folder / "tokenizer"), vocab_size=400, model_type="bpe", minloglevel=2,
+        byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
+    )
+    corpus.unlink()
+    return folder
 
 
 @pytest.fixture

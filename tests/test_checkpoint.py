@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from lit_tiny.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, load_model, save_checkpoint
-from lit_tiny.files import atomic_write_dir
+from lit_tiny.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, load_model, load_tokenizer, save_checkpoint
 from lit_tiny.config import Config
+from lit_tiny.files import atomic_write_dir
 from lit_tiny.model import GPT
+from lit_tiny.tokenizer import train_bpe_tokenizer
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def checkpoint(tmp_path, gqa_config, tokenizer_dir):
 
 def test_save_and_load_round_trip(checkpoint, gqa_config):
     folder, model = checkpoint
-    assert sorted(p.name for p in folder.iterdir()) == sorted([WEIGHTS_FILE, CONFIG_FILE, "tokenizer.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([WEIGHTS_FILE, CONFIG_FILE, "tokenizer.json", "manifest.json"])
     config, sd = load_checkpoint(folder)
     assert config == gqa_config
     for k, v in model.state_dict().items():
@@ -51,8 +52,27 @@ def test_truncated_weights_are_reported(checkpoint):
     folder, _ = checkpoint
     data = (folder / WEIGHTS_FILE).read_bytes()
     (folder / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"model.safetensors has [\d,]+ bytes where [\d,]+ were written: it is truncated"):
+        load_checkpoint(folder)
+    (folder / "manifest.json").unlink()  # a folder written before manifests: safetensors itself refuses
     with pytest.raises(ValueError, match="model.safetensors.*corrupt"):
         load_checkpoint(folder)
+
+
+def test_flipped_bytes_and_a_replaced_tokenizer_are_refused(checkpoint, tmp_path, gqa_config, tokenizer_dir):
+    folder, _ = checkpoint
+    data = bytearray((folder / WEIGHTS_FILE).read_bytes())
+    data[-100:-96] = bytes(b ^ 0xFF for b in data[-100:-96])  # inside the last tensor: safetensors would load it
+    (folder / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="model.safetensors does not match the checksum"):
+        load_checkpoint(folder)
+
+    other = tmp_path / "other_tokenizer"
+    train_bpe_tokenizer(["completely different text " * 20, "other merges"], vocab_size=300, out_dir=other)
+    fresh = save_checkpoint(tmp_path / "fresh", GPT(gqa_config).state_dict(), gqa_config, [tokenizer_dir / "tokenizer.json"])
+    (fresh / "tokenizer.json").write_bytes((other / "tokenizer.json").read_bytes())
+    with pytest.raises(ValueError, match=r"fresh/tokenizer.json has [\d,]+ bytes where [\d,]+ were written"):
+        load_tokenizer(fresh)
 
 
 def test_atomic_write_keeps_old_folder_when_writing_fails(tmp_path):

@@ -63,3 +63,27 @@ def test_generate_refuses_a_tokenizer_bigger_than_the_model(tmp_path, gqa_config
     ckpt = save_checkpoint(tmp_path / "ckpt", GPT(small).state_dict(), small, [tokenizer_dir / "tokenizer.json"])
     with pytest.raises(ValueError, match="tokenizer.json has 384 tokens.*vocab_size is 300"):
         main(ckpt, max_new_tokens=2)
+
+
+def test_generate_prints_what_decoding_the_whole_sequence_shows(tmp_path, gqa_config, tokenizer_dir):
+    """A model that always predicts one word piece: the printed text keeps the space before each new word."""
+    from lit_tiny.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(tokenizer_dir)
+    word = min(i for piece, i in tokenizer._hf.get_vocab().items() if piece.startswith("▁") and len(piece) > 3)
+    model = GPT(gqa_config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.wte.weight.fill_(1.0)
+        model.norm.weight.fill_(1.0)
+        model.lm_head.weight[word] = 1.0
+    ckpt = save_checkpoint(tmp_path / "ckpt", model.state_dict(), gqa_config, tokenizer.files())
+    out = subprocess.run(
+        [sys.executable, "-m", "lit_tiny", "generate", "--checkpoint_dir", str(ckpt), "--prompt", "import os",
+         "--max_new_tokens", "3", "--temperature", "0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    whole = tokenizer.decode(tokenizer.encode("import os") + [word] * 3)
+    assert whole.startswith("import os ") and out.stdout.rstrip("\n") == whole

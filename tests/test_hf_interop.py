@@ -90,9 +90,36 @@ def test_weights_that_do_not_fit_config_json_name_the_mismatch(tmp_path, hf_dir)
     config = json.loads((hf_dir / "config.json").read_text())
     config["intermediate_size"] = 128
     (hf_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"hf.*mlp.gate_up.weight has shape \(192, 64\).*\(256, 64\)"):
+    with pytest.raises(ValueError, match=r"hf: model.layers.0.mlp.gate_proj.weight has shape \(96, 64\) but config.json "
+                                         r"\(intermediate_size=128, hidden_size=64\) implies \(128, 64\)"):
         convert_from_hf(hf_dir, tmp_path / "lit")
     assert not (tmp_path / "lit").exists()
+
+
+def test_a_head_count_that_does_not_fit_names_the_config_fields(tmp_path, hf_dir):
+    config = json.loads((hf_dir / "config.json").read_text())
+    config["num_key_value_heads"] = 4  # the weights have 2 key/value heads
+    (hf_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"model.layers.0.self_attn.k_proj.weight has shape \(32, 64\) but config.json "
+                                         r"\(num_key_value_heads=4, head_dim=16, hidden_size=64\) implies \(64, 64\)"):
+        convert_from_hf(hf_dir, tmp_path / "lit")
+
+
+def test_a_missing_shard_is_named_from_the_index(tmp_path, hf_dir):
+    index = json.loads((hf_dir / "model.safetensors.index.json").read_text())
+    shard = index["weight_map"]["model.layers.1.mlp.down_proj.weight"]
+    (hf_dir / shard).unlink()
+    with pytest.raises(FileNotFoundError, match=rf"hf/{shard} is missing: model.safetensors.index.json lists it"):
+        convert_from_hf(hf_dir, tmp_path / "lit")
+
+
+def test_export_keeps_the_stored_dtype(tmp_path, hf_dir):
+    lit = convert_from_hf(hf_dir, tmp_path / "lit", dtype="bfloat16")
+    exported = convert_to_hf(lit, tmp_path / "hf_bf16")
+    assert {t.dtype for t in hf_tensors(exported).values()} == {torch.bfloat16}
+    assert json.loads((exported / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    assert {t.dtype for t in hf_tensors(convert_to_hf(lit, tmp_path / "hf_fp32", dtype="float32")).values()} == {
+        torch.float32}
 
 
 def test_missing_layer_names_the_tensor(tmp_path, hf_dir):

@@ -1,7 +1,7 @@
 import pytest
 
 from lit_tiny.tokenizer import Tokenizer, train_bpe_tokenizer
-from tests.conftest import SAMPLE_TEXTS
+from tests.conftest import SAMPLE_TEXTS, train_sentencepiece
 
 
 def test_llama_layout_of_trained_tokenizer(tokenizer_dir):
@@ -53,3 +53,51 @@ def test_missing_tokenizer_names_expected_files(tmp_path):
 def test_vocab_too_small_is_refused(tmp_path):
     with pytest.raises(ValueError, match="vocab_size must exceed"):
         train_bpe_tokenizer(["abc"], vocab_size=100, out_dir=tmp_path)
+
+
+@pytest.mark.parametrize("text", ["<p><s>old price</s> <unk> new</p>", "a </s> b", "<s>"])
+def test_special_token_strings_inside_text_are_text(tokenizer_dir, text):
+    tok = Tokenizer(tokenizer_dir)
+    ids = tok.encode_document(text)
+    assert ids.count(tok.bos_id) == 1 and ids.count(tok.eos_id) == 1 and 0 not in ids
+    assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+    assert tok.decode(ids) == text
+
+
+def test_special_token_strings_stay_text_with_sentencepiece_too(tmp_path):
+    tok = Tokenizer(train_sentencepiece(tmp_path))
+    text = "<p><s>old price</s> <unk> new</p>"
+    ids = tok.encode_document(text)
+    assert ids.count(1) == 1 and ids.count(2) == 1 and 0 not in ids
+    assert tok.decode(ids) == text
+
+
+def test_digest_names_the_content_not_the_formatting(tokenizer_dir, tmp_path):
+    import json
+
+    tok = Tokenizer(tokenizer_dir)
+    copy = tmp_path / "reformatted"
+    copy.mkdir()
+    (copy / "tokenizer.json").write_text(json.dumps(json.loads((tokenizer_dir / "tokenizer.json").read_text()), indent=4))
+    (copy / "tokenizer_config.json").write_text((tokenizer_dir / "tokenizer_config.json").read_text())
+    assert Tokenizer(copy).digest() == tok.digest()
+    other = tmp_path / "other"
+    train_bpe_tokenizer([t[::-1] for t in SAMPLE_TEXTS], vocab_size=384, out_dir=other)
+    assert Tokenizer(other).vocab_size == tok.vocab_size and Tokenizer(other).digest() != tok.digest()
+
+
+@pytest.mark.parametrize("text", ["import os (or\"x\")", "Smile 🙂 and ünïcödé", "def f():\n    return 1", " lead"])
+def test_streamed_text_is_what_decoding_the_whole_sequence_shows(tokenizer_dir, text):
+    """Wherever the prompt ends, the streamed continuation adds up to the decoding of the whole sequence:
+    the leading space of the first new piece and characters split over byte pieces included."""
+    from lit_tiny.tokenizer import StreamingDecoder
+
+    tok = Tokenizer(tokenizer_dir)
+    ids = tok.encode(text)
+    whole = tok.decode(ids)
+    assert whole == text
+    for k in range(1, len(ids)):
+        decoder = StreamingDecoder(tok, ids[:k])
+        shown = decoder.text + "".join(decoder.push(i) for i in ids[k:]) + decoder.flush()
+        assert shown == whole, (k, shown)
+        assert tok.decode(ids[:k]).rstrip("\ufffd") + tok.decode_continuation(ids[:k], ids[k:]) == whole

@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import shutil
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -23,9 +25,11 @@ from typing import Iterator, Optional, Sequence
 import torch
 
 from lit_tiny.data.readers import DataError, FileStats, read_documents
+from lit_tiny.files import atomic_write_text
 
 SUMMARY_FILE = "prepare_summary.json"
 DEFAULT_CHUNK_TOKENS = 2049 * 1024  # 1024 blocks of TinyLlama's 2048 + 1 tokens
+LIVE_INTERVAL_S = 2.0  # how often a worker reports its progress inside a file
 
 
 @dataclass
@@ -33,7 +37,8 @@ class TokenizeFile:
     """litdata ``optimize`` function: one input file in, one token tensor per document out.
 
     Runs inside litdata's worker processes; the tokenizer is loaded once per process. Per-file statistics
-    are written to ``stats_dir`` because workers cannot return values to the parent.
+    are written to ``stats_dir`` because workers cannot return values to the parent: a ``.live`` record
+    every few seconds while a file is read (for the progress bar), the final one when it is done.
     """
 
     tokenizer_dir: str
@@ -52,6 +57,7 @@ class TokenizeFile:
         dtype = token_dtype(tokenizer.vocab_size)
         stats = FileStats(path)
         max_id = -1
+        reported = time.monotonic()
         try:
             for text in read_documents(Path(path), stats, self.text_key, self.column, self.exclude_sets):
                 ids = tokenizer.encode_document(text)
@@ -59,6 +65,9 @@ class TokenizeFile:
                 stats.tokens += len(ids)
                 max_id = max(max_id, max(ids))
                 yield torch.tensor(ids, dtype=torch.int64).to(dtype)
+                if time.monotonic() - reported > LIVE_INTERVAL_S:
+                    self._write_live(stats)
+                    reported = time.monotonic()
         except DataError as e:
             if not self.skip_corrupt_files:
                 self._write(stats, max_id, fatal=str(e))
@@ -67,9 +76,17 @@ class TokenizeFile:
         self._write(stats, max_id)
 
     def _write(self, stats: FileStats, max_id: int, fatal: Optional[str] = None) -> None:
-        name = hashlib.sha1(stats.path.encode()).hexdigest()[:16] + ".json"
         record = {**asdict(stats), "max_token_id": max_id, "fatal": fatal}
-        Path(self.stats_dir, name).write_text(json.dumps(record))
+        atomic_write_text(Path(self.stats_dir, _stats_name(stats.path) + ".json"), json.dumps(record))
+        Path(self.stats_dir, _stats_name(stats.path) + ".live").unlink(missing_ok=True)
+
+    def _write_live(self, stats: FileStats) -> None:
+        live = {"documents": stats.documents, "tokens": stats.tokens}
+        atomic_write_text(Path(self.stats_dir, _stats_name(stats.path) + ".live"), json.dumps(live))
+
+
+def _stats_name(path: str) -> str:
+    return hashlib.sha1(path.encode()).hexdigest()[:16]
 
 
 def token_dtype(vocab_size: int) -> torch.dtype:
@@ -104,19 +121,21 @@ def prepare_files(
         shutil.rmtree(d, ignore_errors=True)
     stats_dir.mkdir(parents=True)
     num_workers = num_workers or max(1, min(len(files), os.cpu_count() or 1))
-    print(f"[{source}] tokenizing {len(files)} files with {num_workers} processes into {out_dir}")
+    print(f"[{source}] tokenizing {len(files)} files with {num_workers} processes into {out_dir}", flush=True)
 
     fn = TokenizeFile(str(tokenizer_dir), str(stats_dir), text_key, column, tuple(exclude_sets), skip_corrupt_files)
     try:
-        optimize(
-            fn=fn,
-            inputs=[str(f) for f in files],
-            output_dir=str(partial),
-            chunk_size=chunk_tokens,
-            item_loader=TokensLoader(),
-            num_workers=num_workers,
-            mode="overwrite",
-        )
+        with Progress(source, files, stats_dir):
+            optimize(
+                fn=fn,
+                inputs=[str(f) for f in files],
+                output_dir=str(partial),
+                chunk_size=chunk_tokens,
+                item_loader=TokensLoader(),
+                num_workers=num_workers,
+                mode="overwrite",
+                verbose=False,  # no sign-up banner, no bars of its own: ours follows
+            )
     except Exception as e:
         fatal = [r["fatal"] for r in _read_stats(stats_dir) if r["fatal"]]
         shutil.rmtree(partial, ignore_errors=True)
@@ -145,6 +164,52 @@ def prepare_files(
     return summary
 
 
+class Progress:
+    """One progress bar over the input bytes (files count when done), with documents and tokens per second
+    so far, fed by the workers' records in ``stats_dir``; a thread polls them while litdata works."""
+
+    def __init__(self, source: str, files: Sequence[Path], stats_dir: Path) -> None:
+        self.source, self.stats_dir = source, Path(stats_dir)
+        self.sizes = {str(f): Path(f).stat().st_size for f in files}
+        self.stop = threading.Event()
+
+    def __enter__(self) -> "Progress":
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=sum(self.sizes.values()), unit="B", unit_scale=True, desc=f"[{self.source}]",
+                        mininterval=1.0, dynamic_ncols=True)
+        self.start = time.monotonic()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._update()
+        self.bar.close()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            self._update()
+
+    def _update(self) -> None:
+        done, documents, tokens = 0, 0, 0
+        for record in self.stats_dir.glob("*"):
+            try:
+                data = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue  # being replaced
+            documents += data.get("documents", 0)
+            tokens += data.get("tokens", 0)
+            done += self.sizes.get(data.get("path"), 0)
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        self.bar.n = done
+        self.bar.set_postfix_str(f"{documents:,} docs, {documents / elapsed:,.0f} docs/s, "
+                                 f"{tokens / elapsed:,.0f} tokens/s", refresh=False)
+        self.bar.refresh()
+
+
 def summarize(source: str, records: list[dict], tokenizer, files: Sequence[Path]) -> dict:
     skipped: dict[str, int] = {}
     for r in records:
@@ -158,7 +223,8 @@ def summarize(source: str, records: list[dict], tokenizer, files: Sequence[Path]
         "skipped": skipped,
         "problems": [p for r in records for p in r["problems"]][:50],
         "max_token_id": max((r["max_token_id"] for r in records), default=-1),
-        "tokenizer": str(tokenizer.path),
+        "tokenizer": str(tokenizer.path.resolve()),
+        "tokenizer_sha256": tokenizer.digest(),
         "tokenizer_vocab_size": tokenizer.vocab_size,
         "bos_id": tokenizer.bos_id,
         "eos_id": tokenizer.eos_id,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lit_tiny.data.prepare import load_summary
+from lit_tiny.data.prepare import SUMMARY_FILE, load_summary
 from lit_tiny.data.readers import DataError
 
 TINYLLAMA_WEIGHTS = {"slimpajama": 0.693584, "starcoder": 0.306416}
@@ -75,11 +75,13 @@ class Source:
 
 @dataclass
 class TrainingData:
-    """Everything pretraining reads: weighted training sources, validation folders, the tokenizer."""
+    """Everything pretraining reads: weighted training sources, validation folders, the tokenizer the data
+    was prepared with (its folder and :meth:`lit_tiny.tokenizer.Tokenizer.digest`)."""
 
     sources: list[Source]
     val_dirs: list[Path]
     tokenizer_dir: Path
+    tokenizer_sha256: str
 
 
 def training_data(train_dirs: Sequence[Path], weights: Sequence[float], val_dirs: Sequence[Path],
@@ -100,14 +102,49 @@ def training_data(train_dirs: Sequence[Path], weights: Sequence[float], val_dirs
                         f"{list(weights)}: give one weight per folder.")
     if not val_dirs:
         raise DataError("No validation folders were given (data.val_dirs).")
-    check_vocab([*train_dirs, *val_dirs], vocab_size)
-    if tokenizer_dir is None:
-        tokenizer_dir = Path(load_summary(train_dirs[0])["tokenizer"]).parent  # the summary names the file
-    if not Path(tokenizer_dir).is_dir():
-        raise DataError(f"Tokenizer folder {tokenizer_dir} does not exist; set data.tokenizer_dir to the folder "
-                        "holding the tokenizer.json or tokenizer.model the data was prepared with.")
+    folders = [Path(d) for d in (*train_dirs, *val_dirs)]
+    check_vocab(folders, vocab_size)
+    recorded = data_tokenizer(folders)
+    tokenizer = _tokenizer(Path(tokenizer_dir) if tokenizer_dir is not None else recorded.parent,
+                           "data.tokenizer_dir" if tokenizer_dir is not None else f"{folders[0]}/{SUMMARY_FILE}")
+    expected = load_summary(folders[0]).get("tokenizer_sha256")
+    if expected is None and recorded.is_file():  # prepared before digests were recorded
+        expected = _tokenizer(recorded.parent, f"{folders[0]}/{SUMMARY_FILE}").digest()
+    if expected is None:
+        print(f"warning: {folders[0]} does not record its tokenizer's digest and {recorded} is gone: "
+              f"cannot check that {tokenizer.path} is the one the data was prepared with")
+    elif tokenizer.digest() != expected:
+        raise DataError(
+            f"{tokenizer.path} is not the tokenizer {folders[0]} was prepared with ({recorded}): same ids would "
+            "mean other text. Pass --data.tokenizer_dir with the folder of that tokenizer, or prepare the data "
+            "again with this one.")
+    if tokenizer.vocab_size > vocab_size:
+        raise DataError(f"{tokenizer.path} has {tokenizer.vocab_size} tokens but the model's vocab_size is "
+                        f"{vocab_size}: use a model config with vocab_size >= {tokenizer.vocab_size}.")
     return TrainingData([Source(Path(d), w) for d, w in zip(train_dirs, weights)], [Path(d) for d in val_dirs],
-                        Path(tokenizer_dir))
+                        tokenizer.path.parent, tokenizer.digest())
+
+
+def data_tokenizer(data_dirs: Sequence[Path]) -> Path:
+    """The tokenizer file the folders were prepared with; all of them must share one (by content)."""
+    summaries = [(Path(d), load_summary(d)) for d in data_dirs]
+    first, reference = summaries[0]
+    for folder, summary in summaries[1:]:
+        if summary.get("tokenizer_sha256") != reference.get("tokenizer_sha256"):
+            raise DataError(
+                f"{folder} was prepared with tokenizer {summary['tokenizer']} but {first} with "
+                f"{reference['tokenizer']}, another one: the folders of one run must share a tokenizer. "
+                "Prepare them again with the same --tokenizer_dir.")
+    return Path(reference["tokenizer"])
+
+
+def _tokenizer(folder: Path, named_by: str):
+    from lit_tiny.tokenizer import Tokenizer
+
+    if not folder.is_dir():
+        raise DataError(f"Tokenizer folder {folder} (from {named_by}) does not exist; set data.tokenizer_dir to "
+                        "the folder holding the tokenizer.json or tokenizer.model the data was prepared with.")
+    return Tokenizer(folder)
 
 
 def check_vocab(data_dirs: Sequence[Path], vocab_size: int) -> None:

@@ -125,13 +125,13 @@ class LitTinyLM(TemplateLM):
         cls, checkpoint_dir: Path, device: str = "auto", precision: Optional[str] = None, **kwargs
     ) -> "LitTinyLM":
         """Load model and tokenizer from a lit_tiny checkpoint folder (``precision``: ``lit_tiny.devices``)."""
-        from lit_tiny.checkpoint import load_model
+        from lit_tiny.checkpoint import load_model, load_tokenizer
 
         checkpoint_dir = Path(checkpoint_dir)
         device = resolve_device(device)
         dtype = inference_dtype(resolve_precision(precision, device, training=False))
-        tokenizer = Tokenizer(checkpoint_dir)
         model = load_model(checkpoint_dir, device=device, dtype=dtype)
+        tokenizer = load_tokenizer(checkpoint_dir)
         return cls(model, tokenizer, checkpoint_dir=checkpoint_dir, **kwargs)
 
     # ------------------------------------------------------------------ what lm-eval reads
@@ -317,6 +317,7 @@ class LitTinyLM(TemplateLM):
     def _decode_batch(self, prompt: torch.Tensor, settings: GenerationSettings) -> list[str]:
         """Decode a (B, T) batch of equal-length prompts with the KV cache."""
         batch_size, length = prompt.shape
+        prompts = prompt.tolist()
         tokens: list[list[int]] = [[] for _ in range(batch_size)]
         texts = [""] * batch_size
         done = [False] * batch_size
@@ -332,7 +333,8 @@ class LitTinyLM(TemplateLM):
                         done[row] = True
                         continue
                     tokens[row].append(token)
-                    texts[row], done[row] = cut_at_stop(self.tok_decode(tokens[row]), settings.until)
+                    continuation = self.lit_tokenizer.decode_continuation(prompts[row], tokens[row])
+                    texts[row], done[row] = cut_at_stop(continuation, settings.until)
                 if all(done) or step == settings.max_new_tokens - 1:
                     break
                 logits = self.model(next_tokens.view(batch_size, 1), start=length + step)[:, -1]

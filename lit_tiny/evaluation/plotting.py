@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lit_tiny.evaluation.reference import COMMONSENSE_LABELS, COMMONSENSE_REFERENCE, COMMONSENSE_TASKS
+from lit_tiny.evaluation.reference import (
+    COMMONSENSE_CHANCE,
+    COMMONSENSE_LABELS,
+    COMMONSENSE_REFERENCE,
+    COMMONSENSE_TASKS,
+)
 
 
 def format_tokens(value: float, _position: int = 0) -> str:
@@ -21,7 +26,8 @@ def format_tokens(value: float, _position: int = 0) -> str:
 def plot_curve(rows: list[dict], tasks: list[str], out_file: Path, title: str) -> Path:
     """Plot each task's score and their average against ``tokens_seen``; rows as written to the CSV.
 
-    The paper's averages are drawn as dashed lines when all seven commonsense tasks were evaluated.
+    The chance level of the tasks' average is marked; the paper's averages are drawn as dashed lines when
+    all seven commonsense tasks were evaluated.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -42,6 +48,8 @@ def plot_curve(rows: list[dict], tasks: list[str], out_file: Path, title: str) -
             label=COMMONSENSE_LABELS.get(task, task),
         )
     ax.plot(tokens, [r["average"] for r in rows], marker="o", linewidth=2.5, color="black", label="average")
+    chance = sum(COMMONSENSE_CHANCE.get(t, 0.0) for t in tasks) / len(tasks)
+    ax.axhline(chance, linestyle="-.", linewidth=1, color="firebrick", label=f"chance (average {chance:.1f})")
     if sorted(tasks) == sorted(COMMONSENSE_TASKS):
         for (name, reference), style in zip(COMMONSENSE_REFERENCE.items(), ("--", ":"), strict=True):
             ax.axhline(reference["average"], linestyle=style, color="grey", label=f"{name} average (paper)")

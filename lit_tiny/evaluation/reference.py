@@ -21,6 +21,18 @@ COMMONSENSE_LABELS = {
     "piqa": "PIQA",
 }
 
+# Accuracy of a random guess, in percent: four choices (HellaSwag, OpenBookQA, ARC: most questions have
+# four), or two (WinoGrande, BoolQ, PIQA).
+COMMONSENSE_CHANCE = {
+    "hellaswag": 25.0,
+    "openbookqa": 25.0,
+    "winogrande": 50.0,
+    "arc_challenge": 25.0,
+    "arc_easy": 25.0,
+    "boolq": 50.0,
+    "piqa": 50.0,
+}
+
 COMMONSENSE_REFERENCE = {
     "Pythia-1.0B": {
         "hellaswag": 47.16,

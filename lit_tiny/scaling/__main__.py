@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
-from jsonargparse import CLI
-
+from lit_tiny.cli import run
 from lit_tiny.config import Config
 from lit_tiny.scaling.accounting import count_params
 from lit_tiny.scaling.analysis import analyze
@@ -113,8 +112,11 @@ def ladder(
             c.save(out_dir / f"{c.name}.yaml")
 
 
+COMMANDS = {"calc": calc, "fit": fit, "ladder": ladder}
+
+
 def main() -> None:
-    CLI({"calc": calc, "fit": fit, "ladder": ladder}, as_positional=False)
+    run(COMMANDS)
 
 
 if __name__ == "__main__":

@@ -7,5 +7,6 @@
     run_dir      the run folder: every path in it, metrics.jsonl, summary.json, progress.json
     train_state  resumable sharded training states
     metrics      TensorBoard and metrics.jsonl logging
+    plots        the run's loss.png
     speed        tokens/s, ETA, MFU, measured FLOPs, peak memory
 """

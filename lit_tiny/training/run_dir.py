@@ -4,7 +4,8 @@
       config.yaml                  every setting of the run
       metrics.jsonl                one JSON object per logged step and per validation
       summary.json                 written when the run reaches max_steps
-      logs/                        TensorBoard
+      loss.png                     training and validation loss and the learning rate against tokens
+      logs/                        TensorBoard (scalars, the settings, the final sample)
       train_state/step-00001000/   resumable sharded state (``lit_tiny.training.train_state``)
       checkpoints/step-00001000/   a consolidated lit_tiny checkpoint plus progress.json
       eval/                        scores of those checkpoints (eval/training_run.py)
@@ -93,6 +94,10 @@ class RunDir:
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.root / "loss.png"
 
     @property
     def states_dir(self) -> Path:

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,9 +11,9 @@ import zstandard
 
 from lit_tiny.data.prepare import SUMMARY_FILE, prepare_files
 from lit_tiny.data.readers import DataError
-from lit_tiny.data.sources import check_vocab, slimpajama_files, starcoder_files
+from lit_tiny.data.sources import check_vocab, slimpajama_files, starcoder_files, training_data
 from lit_tiny.tokenizer import Tokenizer, train_bpe_tokenizer
-from tests.conftest import REPO_ROOT, SAMPLE_TEXTS
+from tests.conftest import REPO_ROOT, SAFETY_TIMEOUT_S, SAMPLE_TEXTS, train_sentencepiece
 from tests.data.fixtures import write_slimpajama, write_starcoder
 
 
@@ -151,10 +152,45 @@ def test_prepare_cli_help_and_run(tmp_path, tokenizer_dir):
         assert out.returncode == 0, out.stderr
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "pretrain" / "prepare_slimpajama.py"), "--input_dir", str(tmp_path / "sp"),
-         "--tokenizer_dir", str(tokenizer_dir), "--out_dir", str(tmp_path / "out"), "--num_workers", "1",
-         "--splits", "[train]"],
-        capture_output=True, text=True, timeout=300,
+         "--tokenizer_dir", str(tokenizer_dir), "--out_dir", str(tmp_path / "out"), "--num_workers", "2",
+         "--splits", "train"],
+        capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "skipped: 8 excluded set RedPajamaGithub" in out.stdout
     assert (tmp_path / "out" / "train" / SUMMARY_FILE).is_file()
+    # One progress bar of ours, with rates; no sign-up banner, no cursor-moving escapes from nested bars.
+    assert "lightning.ai" not in out.stdout + out.stderr and "\x1b[" not in out.stdout + out.stderr
+    assert "docs/s" in out.stderr and "tokens/s" in out.stderr and "[slimpajama/train]" in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["tokenizer.json", "tokenizer.model"])
+def test_special_token_strings_in_documents_survive_preparation_as_text(tmp_path, tokenizer_dir, kind):
+    """HTML, XML and NLP code are full of "<s>": one BOS and one EOS per document, the strings kept as text."""
+    folder = tokenizer_dir if kind == "tokenizer.json" else train_sentencepiece(tmp_path)
+    tokenizer = Tokenizer(folder)
+    assert tokenizer.path.name == kind
+    texts = ["<p><s>old price</s> <unk> is gone</p>", "a </s> inside code: tok.decode('<s>')", "<unk><s></s>"]
+    raw = tmp_path / "docs.jsonl"
+    raw.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    prepare_files([raw], folder, tmp_path / "out", "html", num_workers=1, chunk_tokens=4096)
+    assert documents(tmp_path / "out", tokenizer) == texts
+    assert 0 not in all_tokens(tmp_path / "out").tolist()  # no <unk>
+
+
+def test_the_summary_finds_the_tokenizer_from_any_working_folder(tmp_path, tokenizer_dir, monkeypatch):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "tok2048").mkdir(parents=True)
+    elsewhere.mkdir()
+    for f in tokenizer_dir.iterdir():
+        (work / "tok2048" / f.name).write_bytes(f.read_bytes())
+    raw = work / "docs.jsonl"
+    raw.write_text("".join(json.dumps({"text": t}) + "\n" for t in SAMPLE_TEXTS))
+    monkeypatch.chdir(work)
+    summary = prepare_files([Path("docs.jsonl")], Path("tok2048"), Path("data/mine"), "mine", num_workers=1,
+                            chunk_tokens=500)
+    assert summary["tokenizer"] == str((work / "tok2048" / "tokenizer.json").resolve())
+    assert summary["tokenizer_sha256"] == Tokenizer(tokenizer_dir).digest()
+    monkeypatch.chdir(elsewhere)
+    data = training_data([work / "data/mine"], [1.0], [work / "data/mine"], None, vocab_size=400)
+    assert data.tokenizer_dir == (work / "tok2048").resolve() and data.tokenizer_sha256 == summary["tokenizer_sha256"]

@@ -67,4 +67,5 @@ def test_humaneval_script_refuses_without_the_flag(tmp_path):
         text=True,
         cwd=REPO_ROOT,
     )
-    assert out.returncode != 0 and "PermissionError" in out.stderr and "--allow_code_execution true" in out.stderr
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and "--allow_code_execution true" in out.stderr

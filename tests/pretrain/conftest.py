@@ -13,7 +13,7 @@ import pytest
 from lit_tiny.config import Config
 from lit_tiny.data.prepare import prepare_files
 from lit_tiny.tokenizer import train_bpe_tokenizer
-from tests.conftest import REPO_ROOT, SAMPLE_TEXTS, import_script
+from tests.conftest import REPO_ROOT, SAFETY_TIMEOUT_S, SAMPLE_TEXTS, import_script
 from tests.data.fixtures import code, prose
 
 SCRIPT = REPO_ROOT / "pretrain" / "tinyllama.py"
@@ -61,7 +61,7 @@ def train_args(corpus: dict[str, Path], out_dir: Path, *extra: str) -> list[str]
     ]
 
 
-def run_script(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+def run_script(args: list[str], timeout: float = SAFETY_TIMEOUT_S) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=timeout)
     if result.returncode != 0:

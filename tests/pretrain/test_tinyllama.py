@@ -8,18 +8,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lit_tiny.training.batch_plan import BatchConfigError, BatchPlan
-from lit_tiny.training.run_dir import RunDir
 from lit_tiny.checkpoint import load_model
+from lit_tiny.cli import run
 from lit_tiny.data.readers import DataError
 from lit_tiny.data.sources import Source, TrainingData
-from tests.conftest import REPO_ROOT
+from lit_tiny.training.batch_plan import BatchConfigError, BatchPlan
+from lit_tiny.training.run_dir import RunDir
+from tests.conftest import REPO_ROOT, SAFETY_TIMEOUT_S, wait_for
 from tests.pretrain.conftest import SCRIPT, read_metrics, run_script, train_args, train_losses
 
 
@@ -74,11 +74,9 @@ def test_sigterm_saves_a_state_that_resumes(corpus, tmp_path):
                       "--eval.interval", "100000")
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and len(read_metrics(out)) >= 3):
-        time.sleep(0.5)
+    wait_for(lambda: (out / "metrics.jsonl").is_file() and len(read_metrics(out)) >= 3, "3 logged steps", proc)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=SAFETY_TIMEOUT_S)
     assert proc.returncode == 0, stderr[-3000:]
     assert "Stopped by SIGTERM" in stdout
     states = sorted((out / "train_state").iterdir())
@@ -122,13 +120,14 @@ def test_every_pretrain_config_parses_and_plans(script_module, monkeypatch, name
 
     def fake_training_data(*args):
         seen["data"] = args
-        return TrainingData([Source(Path(d), w) for d, w in zip(args[0], args[1])], list(args[2]), Path("tokenizer"))
+        return TrainingData([Source(Path(d), w) for d, w in zip(args[0], args[1])], list(args[2]), Path("tokenizer"),
+                            "0" * 64)
 
     monkeypatch.setattr(script_module, "training_data", fake_training_data)
     monkeypatch.setattr(script_module, "make_fabric", fake_fabric)
     with pytest.raises(Launched):
-        script_module.CLI(script_module.setup, as_positional=False,
-                          args=["--config", str(REPO_ROOT / "configs" / name), "--resume", "auto", "--out_dir", "/nonexistent"])
+        run(script_module.setup, ["--config", str(REPO_ROOT / "configs" / name), "--resume", "auto", "--out_dir",
+                                  "/nonexistent"])
     assert seen["devices"] >= 1 and seen["precision"] in ("32-true", "bf16-mixed", "bf16-true")
     train_dirs, weights, demo_dir = seen["data"][0], seen["data"][1], seen["data"][5]
     if demo_dir is not None:  # the demo corpus brings its own two sources, mixed as TinyLlama mixes
@@ -175,7 +174,7 @@ def test_non_finite_loss_stops_naming_the_step(corpus, tmp_path):
     args = train_args(corpus, tmp_path / "run", "--devices", "1", "--train.max_steps", "50", "--train.lr", "1e4",
                       "--train.min_lr", "1e4", "--train.warmup_steps", "0", "--train.grad_clip", "0")
     result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=240)
+                            timeout=SAFETY_TIMEOUT_S)
     assert result.returncode != 0
     assert re.search(r"Non-finite training loss \((nan|inf|-inf)\) at step \d+; the optimizer step was not applied",
                      result.stderr)

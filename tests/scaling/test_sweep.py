@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,8 @@ import yaml
 from jsonargparse import CLI
 
 from lit_tiny.config import Config
-from lit_tiny.scaling import load_runs
-from lit_tiny.scaling import sweep
-from tests.conftest import REPO_ROOT
+from lit_tiny.scaling import load_runs, sweep
+from tests.conftest import REPO_ROOT, SAFETY_TIMEOUT_S, wait_for
 from tests.pretrain.conftest import corpus  # noqa: F401  (the tiny prepared corpus, a session fixture)
 
 SWEEP = REPO_ROOT / "pretrain" / "scaling_sweep.py"
@@ -75,7 +73,7 @@ for step in range(start + 1, steps + 1):
     if step == steps // 2 and os.environ.get("STUB_HANG") == out.name:
         signal.signal(signal.SIGTERM, lambda *a: (save_state(step), print("Stopped by SIGTERM"), sys.exit(0)))
         (out / "hanging").touch()
-        time.sleep(60)
+        time.sleep(900)  # until the SIGTERM the test sends
         sys.exit(5)
 save_state(steps)
 summary = {{"status": "finished", "step": steps, "max_steps": steps, "tokens_seen": steps * batch,
@@ -266,11 +264,9 @@ def test_sigterm_stops_the_running_point_which_then_resumes(stub, tmp_path):
     env = {**os.environ, "STUB_HANG": hang}
     process = subprocess.Popen([sys.executable, str(SWEEP), "--config", str(config)], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (sweep_dir / "runs" / hang / "hanging").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.1)
+    wait_for(lambda: (sweep_dir / "runs" / hang / "hanging").exists(), f"{hang} to hang", process)
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=SAFETY_TIMEOUT_S)
     assert process.returncode == 1, stdout + stderr
     assert f"Stopped by SIGTERM during {hang}" in stderr and "Run the same command again" in stderr
     assert "Stopped by SIGTERM" in (sweep_dir / "runs" / hang / "train.log").read_text()
@@ -318,14 +314,14 @@ def test_end_to_end_with_the_real_pretraining_script(corpus, tmp_path, capsys): 
     process = subprocess.Popen([sys.executable, str(SWEEP), "--config", str(config)], cwd=REPO_ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = sweep_dir / "runs" / "D1.024e5-tiny_test"
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
+
+    def trained_ten_steps() -> bool:
         steps = re.findall(r"^step +(\d+)/200", (last / "train.log").read_text() if last.is_dir() else "", re.M)
-        if steps and int(steps[-1]) >= 10:
-            break
-        time.sleep(0.1)
+        return bool(steps) and int(steps[-1]) >= 10
+
+    wait_for(trained_ten_steps, "10 steps of the last point", process)
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=SAFETY_TIMEOUT_S)
     assert process.returncode == 1 and "Stopped by SIGTERM during D1.024e5-tiny_test" in stderr, stdout + stderr
     stopped_at = int(re.search(r"Stopped by SIGTERM after step (\d+)", (last / "train.log").read_text())[1])
     assert 10 <= stopped_at < 200 and not (last / "summary.json").exists()
