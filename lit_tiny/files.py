@@ -25,6 +25,7 @@ def atomic_write_dir(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
     try:
         tmp.mkdir()
         fill(tmp)
+        ordinary_permissions(tmp)
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -35,6 +36,15 @@ def atomic_write_dir(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def ordinary_permissions(folder: str | Path) -> None:
+    """Give ``folder``, and every file and folder under it, the modes a plain ``open``/``mkdir`` would:
+    0666 and 0777 less the umask (some writers, safetensors among them, create files as 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

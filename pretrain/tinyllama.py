@@ -8,9 +8,11 @@ data, model and optimizer and restores a saved state; ``fit`` is the loop; ``val
 ``save_*`` functions are what the loop calls. Copy this file to start an experiment.
 
 Outputs in ``out_dir`` (the layout is ``lit_tiny.training.run_dir``): ``train_state/step-N`` (resumable,
-sharded), ``checkpoints/step-N`` (consolidated lit_tiny checkpoints with ``progress.json``), ``logs/``
-(TensorBoard), ``metrics.jsonl``, ``config.yaml`` (every setting of the run) and, when the run is
-finished, ``summary.json``.
+pickle-free, any world size), ``checkpoints/step-N`` (consolidated lit_tiny checkpoints with
+``progress.json``), ``logs/`` (TensorBoard), ``metrics.jsonl``, ``loss.png``, ``config.yaml`` (the first
+launch's settings) and ``config_history.jsonl`` (what later launches changed), ``run.lock`` while the run
+lives and, when the run is finished, ``summary.json``. SIGTERM or SIGUSR1 to any process of the job saves
+the state at the next step boundary and exits 0; ``--resume auto`` continues, skipping damaged states.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
@@ -27,12 +28,11 @@ import torch
 import yaml
 
 from lit_tiny.checkpoint import check_initial_weights, load_checkpoint, load_model, load_tokenizer, save_checkpoint
-from lit_tiny.cli import run
+from lit_tiny.cli import is_first_process, run
 from lit_tiny.config import Config
 from lit_tiny.data.loader import MixedLoader, validation_loader
 from lit_tiny.data.sources import TrainingData, training_data
 from lit_tiny.devices import TrainingPrecision, resolve_device, resolve_precision
-from lit_tiny.files import atomic_write_text
 from lit_tiny.generate import generate
 from lit_tiny.losses import IGNORE_INDEX
 from lit_tiny.model import GPT
@@ -42,10 +42,11 @@ from lit_tiny.training.distributed import full_state_dict, make_fabric, resolve_
 from lit_tiny.training.metrics import MetricsLog
 from lit_tiny.training.optimizer import cosine_lr, make_optimizer
 from lit_tiny.training.plots import plot_run
-from lit_tiny.training.run_dir import RunDir, progress_text
+from lit_tiny.training.run_dir import RunDir, RunInUse, RunLock, progress_text, setting_changes
 from lit_tiny.training.settings import CheckpointArgs, DataArgs, EvalArgs, TrainArgs
+from lit_tiny.training.signals import StopRequest
 from lit_tiny.training.speed import SpeedMeter, format_duration, peak_flops
-from lit_tiny.training.train_state import load_train_state, save_train_state
+from lit_tiny.training.train_state import choose_state, clean_leftovers, load_train_state, save_train_state
 
 
 def setup(
@@ -77,8 +78,8 @@ def setup(
             or ``bf16-true``.
         activation_checkpointing: Recompute each block's activations in the backward pass to save memory.
         compile: ``torch.compile`` every transformer block.
-        resume: ``auto`` continues from the newest state in ``out_dir/train_state`` (or starts fresh if there
-            is none); a path continues from that state; ``false`` refuses to touch a folder that has states.
+        resume: ``auto`` continues from the newest intact state in ``out_dir/train_state`` (or starts fresh if
+            there is none); a path continues from that state; ``false`` refuses a folder that has states.
         initial_checkpoint_dir: Start a new run from the weights of this lit_tiny checkpoint (continued
             pretraining, e.g. of TinyLlama after ``lit-tiny convert_from_hf``). Its shape must be the run's
             model and its tokenizer the data's; the optimizer starts fresh. Ignored when resuming.
@@ -89,7 +90,8 @@ def setup(
         checkpoint: Saving.
         data: Training and validation data.
     """
-    # Everything that can be wrong is checked here, before any process starts or any step is taken.
+    # Everything that can be wrong is checked here, before any process starts or any file is touched.
+    stop = StopRequest()  # SIGTERM / SIGUSR1 from now on: save at the next step boundary, exit 0
     config = Config.from_file(model) if model.endswith((".yaml", ".yml")) else Config.from_name(model)
     devices = resolve_devices(devices)
     precision = resolve_precision(precision, resolve_device("auto"), training=True)
@@ -100,16 +102,24 @@ def setup(
     if initial_checkpoint_dir is not None:
         check_initial_weights(initial_checkpoint_dir, config, dataset.tokenizer_sha256)
     run = RunDir(out_dir)
-    settings = {"model": asdict(config), "devices": devices, "num_nodes": num_nodes, "precision": precision,
-                "activation_checkpointing": activation_checkpointing, "compile": compile, "seed": seed,
-                "initial_checkpoint_dir": initial_checkpoint_dir,
-                "train": asdict(train), "eval": asdict(eval), "checkpoint": asdict(checkpoint),
-                "data": {**asdict(data), "resolved": {"sources": [(str(s.path), s.weight) for s in dataset.sources],
-                                                      "val_dirs": [str(p) for p in dataset.val_dirs],
-                                                      "tokenizer_dir": str(dataset.tokenizer_dir),
-                                                      "tokenizer_sha256": dataset.tokenizer_sha256}}}
-    job = Job(config, plan, dataset, run, resume_path(resume, run), initial_checkpoint_dir, precision, seed,
-              sample_prompt, train, eval, checkpoint, data.num_workers, settings)
+    check_resume_request(resume, run)
+    if resume is not False and (finished := finished_step(run, plan)) is not None:
+        print_once(f"{run.root} holds a finished run: step {finished} of {plan.max_steps} ({run.summary_file}). "
+                   "Nothing to do; raise --train.max_steps (or max_tokens) to train on. Next: python "
+                   f"eval/training_run.py --run_dir {run.root} --data_dir data/eval")
+        return
+    settings = json.loads(json.dumps({
+        "model": asdict(config), "devices": devices, "num_nodes": num_nodes, "precision": precision,
+        "activation_checkpointing": activation_checkpointing, "compile": compile, "seed": seed,
+        "initial_checkpoint_dir": initial_checkpoint_dir, "train": asdict(train), "eval": asdict(eval),
+        "checkpoint": asdict(checkpoint),
+        "data": {**asdict(data), "identity": dataset.identity(), "resolved": {
+            "sources": [(str(s.path), s.weight) for s in dataset.sources],
+            "val_dirs": [str(p) for p in dataset.val_dirs], "tokenizer_dir": str(dataset.tokenizer_dir)}},
+    }, default=str))
+    changes = settings_since_last_launch(run, settings)
+    job = Job(config, plan, dataset, run, resume, initial_checkpoint_dir, precision, seed, sample_prompt, train, eval,
+              checkpoint, data.num_workers, settings, changes, stop)
 
     fabric = make_fabric(devices, num_nodes, precision, activation_checkpointing, compile,
                          loggers=tensorboard_logger(run))
@@ -125,7 +135,7 @@ class Job:
     plan: BatchPlan
     data: TrainingData
     run: RunDir
-    resume_from: Optional[Path]
+    resume: Union[bool, str, Path]
     initial_checkpoint_dir: Optional[Path]
     precision: TrainingPrecision
     seed: int
@@ -135,17 +145,40 @@ class Job:
     checkpoint: CheckpointArgs
     num_workers: int
     settings: dict
+    changes: list[str]
+    stop: StopRequest
 
 
 def main(fabric, job: Job) -> None:
     if fabric.device.type == "cpu":  # share the cores between the processes of this node
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.strategy.num_processes))
-    if fabric.global_rank == 0:
-        job.run.root.mkdir(parents=True, exist_ok=True)
-        settings_yaml = yaml.safe_dump(json.loads(json.dumps(job.settings, default=str)))
-        atomic_write_text(job.run.config_file, settings_yaml)
-        fabric.logger.experiment.add_text("settings", f"```yaml\n{settings_yaml}```")
+    lock = RunLock(job.run)
+    try:
+        resume_from = on_rank_zero(fabric, lambda: take_the_run(fabric, job, lock))
+        train_and_save(fabric, job, resume_from)
+    finally:
+        lock.release()
 
+
+def take_the_run(fabric, job: Job, lock: RunLock) -> Optional[str]:
+    """Rank 0, before anything is written: lock the folder, clear what interrupted saves left, pick the state
+    to resume from (moving damaged ones aside), and record the settings. Returns that state."""
+    note = lock.acquire()
+    if note:
+        print(f"note: {note}")
+    for leftover in clean_leftovers(job.run):
+        print(f"note: removed {leftover}, left by an interrupted save")
+    explicit = None if job.resume in (True, False, "auto") else Path(job.resume)
+    resume_from = choose_state(job.run, explicit) if job.resume is not False else None
+    if job.changes:
+        print(f"Settings changed since the last launch (recorded in {job.run.history_file.name}):\n  "
+              + "\n  ".join(job.changes))
+    job.run.record_settings(job.settings, job.changes, int(resume_from.name.split("-")[-1]) if resume_from else 0)
+    fabric.logger.experiment.add_text("settings", f"```yaml\n{yaml.safe_dump(job.settings)}```")
+    return str(resume_from) if resume_from else None
+
+
+def train_and_save(fabric, job: Job, resume_from: Optional[str]) -> None:
     # Data: a resumable 7:3 (by default) mix for training, the same fixed sequences for every validation.
     config, plan = job.config, job.plan
     train_loader = MixedLoader(job.data.sources, config.block_size, plan.micro_batch_size, seed=job.seed,
@@ -157,7 +190,7 @@ def main(fabric, job: Job) -> None:
     fabric.seed_everything(job.seed)
     with fabric.init_module(empty_init=False):
         model = GPT(config)
-    if job.initial_checkpoint_dir is not None and job.resume_from is None:
+    if job.initial_checkpoint_dir is not None and resume_from is None:
         model.load_state_dict(load_checkpoint(job.initial_checkpoint_dir)[1])
         fabric.print(f"Initial weights from {job.initial_checkpoint_dir}")
     fabric.print(f"Model {config.name}: {config.num_params():,} parameters "
@@ -169,13 +202,15 @@ def main(fabric, job: Job) -> None:
         model, train.lr, train.weight_decay, (train.beta1, train.beta2), train.eps))
 
     progress = {"step": 0, "tokens_seen": 0}
-    if job.resume_from is not None:
-        fabric.print(f"Resuming from {job.resume_from}")
+    if resume_from is not None:
+        fabric.print(f"Resuming from {resume_from}")
         state = training_state(model, optimizer, progress, train_loader)
-        load_train_state(fabric, job.resume_from, state)
+        load_train_state(fabric, resume_from, state)
         progress = state["progress"]
         train_loader.load_state_dict(state["data"])
     metrics = MetricsLog(fabric, job.run, resumed_step=progress["step"])
+    if resume_from is not None:
+        write_owed_outputs(fabric, model, job, progress, metrics)
 
     fit(fabric, job, model, optimizer, train_loader, val_loader, progress, metrics)
 
@@ -197,7 +232,6 @@ def training_state(model, optimizer, progress: dict, train_loader: MixedLoader) 
 def fit(fabric, job: Job, model, optimizer, train_loader: MixedLoader, val_loader, progress: dict,
         metrics: MetricsLog) -> None:
     plan, train = job.plan, job.train
-    preempted = PreemptionFlag()
     stop_at = min(plan.max_steps, train.stop_at_step or plan.max_steps)
     peak = peak_flops(fabric.device, torch.float32 if job.precision == "32-true" else torch.bfloat16)
     flops_per_step = job.config.flops_per_token() * plan.global_batch_tokens
@@ -222,7 +256,7 @@ def fit(fabric, job: Job, model, optimizer, train_loader: MixedLoader, val_loade
             loss_sum += loss.detach()
 
         # The one host synchronisation of the step: the loss averaged over ranks, and the stop flag.
-        shared = torch.stack([loss_sum / plan.accumulation, torch.tensor(float(preempted.is_set), device=fabric.device)])
+        shared = torch.stack([loss_sum / plan.accumulation, torch.tensor(float(job.stop.is_set), device=fabric.device)])
         loss_total, stop_votes = fabric.all_reduce(shared, reduce_op="sum").tolist()
         loss_value = loss_total / fabric.world_size
         if not math.isfinite(loss_value):
@@ -270,7 +304,8 @@ def fit(fabric, job: Job, model, optimizer, train_loader: MixedLoader, val_loade
         if step % job.checkpoint.consolidated_interval == 0 or step == plan.max_steps:
             save_consolidated(fabric, model, job, progress)
         if stop_votes > 0:
-            fabric.print(f"Stopped by SIGTERM after step {step}. Continue with --resume auto.")
+            by = job.stop.name if job.stop.is_set else "a stop signal to another process of the job"
+            fabric.print(f"Stopped by {by} after step {step}. Continue with --resume auto.")
             return
 
     if progress["step"] == plan.max_steps and fabric.global_rank == 0:
@@ -357,29 +392,68 @@ def print_outputs(run: RunDir, finished: bool) -> None:
     print("\n".join(lines), flush=True)
 
 
-class PreemptionFlag:
-    """Set by SIGTERM (what SLURM and cloud schedulers send before killing a job); read once per step."""
+def write_owed_outputs(fabric, model, job: Job, progress: dict, metrics: MetricsLog) -> None:
+    """A resumed state's step may owe outputs that a kill prevented: its consolidated checkpoint, and at
+    the last step the summary. Write what is missing (collective)."""
+    step, ckpt = progress["step"], job.checkpoint
+    owes_checkpoint = step % ckpt.consolidated_interval == 0 or step == job.plan.max_steps
+    if owes_checkpoint and step > 0 and not job.run.checkpoint_path(step).is_dir():
+        fabric.print(f"Writing the consolidated checkpoint of step {step}, which the last launch did not finish")
+        save_consolidated(fabric, model, job, progress)
+    if step == job.plan.max_steps and fabric.global_rank == 0 and job.run.read_summary() is None:
+        write_summary(job, progress, metrics)
 
-    def __init__(self) -> None:
-        self.is_set = False
-        signal.signal(signal.SIGTERM, self._handle)
 
-    def _handle(self, signum, frame) -> None:
-        self.is_set = True
-
-
-def resume_path(resume: Union[bool, str, Path], run: RunDir) -> Optional[Path]:
-    if resume is False:
-        if states := run.states():
-            raise FileExistsError(
-                f"{run.root} already holds training states ({states[-1].name} ...). "
-                "Pass --resume auto to continue that run, or choose another --out_dir.")
-        return None
-    if resume == "auto" or resume is True:
-        return run.latest_state()
-    if not Path(resume).is_dir():
+def check_resume_request(resume: Union[bool, str, Path], run: RunDir) -> None:
+    if resume is False and (states := run.states()):
+        raise FileExistsError(f"{run.root} already holds training states ({states[-1].name} ...). Pass --resume auto "
+                              "to continue that run, or choose another --out_dir.")
+    if resume not in (True, False, "auto") and not Path(resume).is_dir():
         raise FileNotFoundError(f"--resume {resume}: no such training state folder")
-    return Path(resume)
+
+
+def finished_step(run: RunDir, plan: BatchPlan) -> Optional[int]:
+    """The step of a finished run (its summary, final checkpoint and newest state all there), else None."""
+    summary, latest = run.read_summary(), run.latest_state()
+    if summary is None or summary.get("status") != "finished" or summary.get("step") != plan.max_steps:
+        return None
+    if latest != run.state_path(plan.max_steps) or not run.checkpoint_path(plan.max_steps).is_dir():
+        return None
+    return plan.max_steps
+
+
+def settings_since_last_launch(run: RunDir, settings: dict) -> list[str]:
+    """The settings changed since the run's last launch; refused when one of them defines the run."""
+    previous = run.last_settings()
+    if previous is None:
+        return []
+    refused, allowed = setting_changes(previous, settings)
+    if refused:
+        raise ValueError(f"{run.root} was launched with other settings ({run.config_file}, "
+                         f"{run.history_file.name}); these define the run and may not change on resume: "
+                         f"{'; '.join(refused)}. Restore them, or start a new run with another --out_dir.")
+    return allowed
+
+
+def on_rank_zero(fabric, work):
+    """Run ``work()`` on rank 0 and give every rank its result, or raise its error on every rank (an error on
+    rank 0 alone would leave the others waiting in the next collective)."""
+    outcome = None
+    if fabric.global_rank == 0:
+        try:
+            outcome = ("ok", work())
+        except (ValueError, OSError) as err:
+            outcome = ("error", isinstance(err, OSError), str(err))
+    outcome = fabric.broadcast(outcome, src=0)
+    if outcome[0] == "error":
+        raise (RunInUse if outcome[1] else ValueError)(outcome[2])
+    return outcome[1]
+
+
+def print_once(message: str) -> None:
+    """Print from the first process of the job only (before Fabric starts, every process runs ``setup``)."""
+    if is_first_process():
+        print(message, flush=True)
 
 
 def tensorboard_logger(run: RunDir):

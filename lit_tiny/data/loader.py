@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from lit_tiny.data.prepare import load_summary
 from lit_tiny.data.readers import DataError
 from lit_tiny.data.sources import Source
+from lit_tiny.training.signals import WorkerGuard, held_back
 
 DRAW_CHUNK = 8192  # source draws are generated (and regenerated on resume) this many at a time
 
@@ -189,11 +190,19 @@ class MixedLoader:
     def __iter__(self) -> Iterator[torch.Tensor]:
         dataset = MixedBlocks(self.readers, self.draws, self.batch_size, self.rank, self.world_size,
                               self._start, self._start_counts)
+        guard = WorkerGuard() if self.num_workers else None
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                            persistent_workers=False, prefetch_factor=4 if self.num_workers else None)
-        for batch in loader:
-            self._consumed += 1
-            yield batch
+                            persistent_workers=False, prefetch_factor=4 if self.num_workers else None,
+                            worker_init_fn=guard)
+        with held_back():  # the workers start here; a scheduler's SIGTERM must not kill one before the save
+            batches = iter(loader)
+        try:
+            for batch in batches:
+                self._consumed += 1
+                yield batch
+        finally:
+            if guard is not None:
+                guard.release()
 
     @property
     def samples_seen(self) -> int:

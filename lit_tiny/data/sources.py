@@ -83,6 +83,16 @@ class TrainingData:
     tokenizer_dir: Path
     tokenizer_sha256: str
 
+    def identity(self) -> dict:
+        """What makes this data this data, whatever folder it sits in: each source's weight, documents and
+        tokens, the validation folders' documents and tokens, and the tokenizer's digest."""
+        def counts(path: Path) -> list[int]:
+            summary = load_summary(path)
+            return [summary["documents"], summary["tokens"]]
+
+        return {"sources": [[s.weight, *counts(s.path)] for s in self.sources],
+                "validation": [counts(p) for p in self.val_dirs], "tokenizer_sha256": self.tokenizer_sha256}
+
 
 def training_data(train_dirs: Sequence[Path], weights: Sequence[float], val_dirs: Sequence[Path],
                   tokenizer_dir: Optional[Path], vocab_size: int, demo_dir: Optional[Path] = None) -> TrainingData:

@@ -1,7 +1,9 @@
 """The run folder of one pretraining run: every path inside it, and the files in it that others read.
 
     <out_dir>/
-      config.yaml                  every setting of the run
+      config.yaml                  every setting of the run's first launch (never rewritten)
+      config_history.jsonl         every later launch that changed a setting: when, from which step, what
+      run.lock                     the host and pid of the live run (one run per folder)
       metrics.jsonl                one JSON object per logged step and per validation
       summary.json                 written when the run reaches max_steps
       loss.png                     training and validation loss and the learning rate against tokens
@@ -12,13 +14,18 @@
 
 The pretraining script writes it, the scaling sweep reads summaries and validation curves from it, and
 evaluation across a run reads its checkpoints: all through :class:`RunDir`, so the layout is spelled
-out here only.
+out here only. :class:`RunLock` keeps a second launch out of a live run's folder, and
+:func:`setting_changes` decides what a resumed launch may change.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -82,6 +89,14 @@ class RunDir:
     @property
     def config_file(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def history_file(self) -> Path:
+        return self.root / "config_history.jsonl"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "run.lock"
 
     @property
     def metrics_file(self) -> Path:
@@ -178,6 +193,131 @@ class RunDir:
         if not self.summary_file.is_file():
             return None
         return json.loads(self.summary_file.read_text())
+
+
+    # ------------------------------------------------------------------ settings across launches
+
+    def last_settings(self) -> Optional[dict[str, Any]]:
+        """The settings of the latest launch: the history's last entry, else ``config.yaml``, else None."""
+        import yaml
+
+        if self.history_file.is_file():
+            lines = [line for line in self.history_file.read_text().splitlines() if line.strip()]
+            if lines:
+                return json.loads(lines[-1])["settings"]
+        if self.config_file.is_file():
+            return yaml.safe_load(self.config_file.read_text())
+        return None
+
+    def record_settings(self, settings: dict[str, Any], changes: list[str], step: int) -> None:
+        """Write ``config.yaml`` at the first launch; later, append the launch to the history when a setting
+        changed. ``config.yaml`` itself is never rewritten."""
+        import yaml
+
+        if not self.config_file.is_file():
+            atomic_write_text(self.config_file, yaml.safe_dump(settings))
+        elif changes:
+            entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_at_step": step, "changes": changes,
+                     "settings": settings}
+            with self.history_file.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+
+# The settings that define a run: a resumed launch may not change them. Everything else (optimizer, schedule,
+# intervals, devices, workers, paths of the same data) may change, and is recorded in the history.
+FIXED_SETTINGS = ("model.", "seed", "data.identity.")
+FREE_MODEL_SETTINGS = ("model.name", "model.attention_backend", "model.loss_backend")
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1e-3}}`` -> ``{"train.lr": 1e-3}``."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def setting_changes(previous: dict[str, Any], current: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(refused, allowed) differences between two launches' settings, as ``key: old -> new`` lines."""
+    old, new = flatten(previous), flatten(current)
+    refused, allowed = [], []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        line = f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        fixed = key.startswith(FIXED_SETTINGS) and key not in FREE_MODEL_SETTINGS
+        (refused if fixed else allowed).append(line)
+    return refused, allowed
+
+
+class RunInUse(FileExistsError):
+    """The run folder belongs to a live run."""
+
+
+class RunLock:
+    """One live run per folder: ``run.lock`` holds the host, pid, start time and command of its owner.
+
+    A lock left by a process of this host that no longer runs is taken over (with a note); a live one, or
+    one from another host, is refused, naming the holder.
+    """
+
+    def __init__(self, run: RunDir) -> None:
+        self.path = run.lock_file
+        self.held = False
+
+    def acquire(self) -> Optional[str]:
+        """Take the lock; returns a note when a stale lock was taken over."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        note = None
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = self.holder()
+            if holder.get("host") != socket.gethostname() or _alive(holder.get("pid")):
+                where = f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+                raise RunInUse(
+                    f"{self.path.parent} belongs to a live run ({where}; {self.path}). Wait for it to end or use "
+                    f"another --out_dir; if that run is gone (its machine failed), delete {self.path}.") from None
+            note = (f"took over {self.path}: its run (pid {holder['pid']}, started {holder.get('started')}) no "
+                    "longer runs")
+            self.path.unlink()
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "command": sys.argv}
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record))
+        self.held = True
+        return note
+
+    def holder(self) -> dict[str, Any]:
+        try:
+            holder = json.loads(self.path.read_text())
+            if not isinstance(holder, dict):
+                raise ValueError("not an object")
+            return holder
+        except (OSError, ValueError) as e:
+            raise RunInUse(f"{self.path} is unreadable ({e}), so whether another run owns {self.path.parent} "
+                           f"cannot be told. If none does, delete {self.path}.") from None
+
+    def release(self) -> None:
+        if self.held and self.path.is_file() and self.holder().get("pid") == os.getpid():
+            self.path.unlink()
+        self.held = False
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _step_dirs(folder: Path) -> list[Path]:

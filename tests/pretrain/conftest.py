@@ -1,9 +1,12 @@
-"""A tiny prepared corpus (prose and code sources plus validation) and a tiny model for pretraining tests."""
+"""A tiny prepared corpus (prose and code sources plus validation) and a tiny model for pretraining tests,
+and ways to run pretrain/tinyllama.py: in a subprocess, in this process, or as a shared reference run."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,9 +64,9 @@ def train_args(corpus: dict[str, Path], out_dir: Path, *extra: str) -> list[str]
     ]
 
 
-def run_script(args: list[str], timeout: float = SAFETY_TIMEOUT_S) -> subprocess.CompletedProcess:
+def run_script(args: list[str], timeout: float = SAFETY_TIMEOUT_S, **popen) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=timeout)
+                            timeout=timeout, **popen)
     if result.returncode != 0:
         raise AssertionError(f"pretrain/tinyllama.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -81,3 +84,36 @@ def train_losses(out_dir: Path) -> dict[int, float]:
 def script_module():
     """The pretraining script imported as a module (to call ``setup`` in-process for config checks)."""
     return import_script(SCRIPT, "pretrain_tinyllama")
+
+
+def train_in_process(script_module, args: list[str]) -> int:
+    """Run the script's command line in this process (no interpreter start-up, for the many short runs of
+    the damage tests); returns its exit status. The stop-signal handlers it installs are undone after."""
+    from lit_tiny.cli import run
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    environment = dict(os.environ)  # Lightning sets MASTER_PORT & co., which later subprocesses must not inherit
+    try:
+        run(script_module.setup, args)
+        return 0
+    except SystemExit as done:
+        return done.code or 0
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+REFERENCE_STEPS = ("--train.max_steps", "12", "--checkpoint.interval", "6", "--eval.interval", "6")
+
+
+@pytest.fixture(scope="session")
+def reference_runs(corpus, tmp_path_factory) -> dict[str, Path]:
+    """12 steps on 1 process and on 2 (same global batch), states at steps 6 and 12: what other world sizes,
+    two torchrun nodes and a SLURM job must reproduce."""
+    root = tmp_path_factory.mktemp("reference")
+    runs = {"one": root / "one", "two": root / "two"}
+    run_script(train_args(corpus, runs["one"], "--devices", "1", *REFERENCE_STEPS))
+    run_script(train_args(corpus, runs["two"], "--devices", "2", *REFERENCE_STEPS))
+    return runs

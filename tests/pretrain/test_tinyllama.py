@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +18,8 @@ from lit_tiny.data.readers import DataError
 from lit_tiny.data.sources import Source, TrainingData
 from lit_tiny.training.batch_plan import BatchConfigError, BatchPlan
 from lit_tiny.training.run_dir import RunDir
-from tests.conftest import REPO_ROOT, SAFETY_TIMEOUT_S, wait_for
-from tests.pretrain.conftest import SCRIPT, read_metrics, run_script, train_args, train_losses
+from tests.conftest import REPO_ROOT, SAFETY_TIMEOUT_S
+from tests.pretrain.conftest import REFERENCE_STEPS, SCRIPT, read_metrics, run_script, train_args, train_losses
 
 
 def test_two_processes_fsdp_train_with_falling_loss(corpus, tmp_path):
@@ -46,48 +45,6 @@ def test_two_processes_fsdp_train_with_falling_loss(corpus, tmp_path):
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert [p.name for p in sorted((out / "train_state").iterdir())] == [
         "step-00000020", "step-00000025", "step-00000030"]  # keep_last 3
-
-
-def test_resume_continues_the_exact_loss_curve(corpus, tmp_path):
-    k = 6
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ("--devices", "2", "--train.max_steps", str(2 * k), "--checkpoint.interval", "100")
-    run_script(train_args(corpus, straight, *common))
-    run_script(train_args(corpus, split, *common, "--train.stop_at_step", str(k)))
-    assert max(train_losses(split)) == k and not (split / "summary.json").exists()
-    result = run_script(train_args(corpus, split, *common, "--resume", "auto"))
-    assert "Resuming from" in result.stdout and f"step-{k:08d}" in result.stdout
-
-    a, b = train_losses(straight), train_losses(split)
-    assert sorted(a) == sorted(b) == list(range(1, 2 * k + 1))
-    assert len([m for m in read_metrics(split) if "loss" in m]) == 2 * k
-    for step in a:
-        assert abs(a[step] - b[step]) <= 1e-6, f"step {step}: {a[step]} vs {b[step]}"
-    val_a = [m["val_loss"] for m in read_metrics(straight) if "val_loss" in m]
-    val_b = [m["val_loss"] for m in read_metrics(split) if "val_loss" in m]
-    assert val_a == pytest.approx(val_b, abs=1e-6)
-
-
-def test_sigterm_saves_a_state_that_resumes(corpus, tmp_path):
-    out = tmp_path / "run"
-    args = train_args(corpus, out, "--devices", "2", "--train.max_steps", "100000", "--checkpoint.interval", "100000",
-                      "--eval.interval", "100000")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: (out / "metrics.jsonl").is_file() and len(read_metrics(out)) >= 3, "3 logged steps", proc)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=SAFETY_TIMEOUT_S)
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "Stopped by SIGTERM" in stdout
-    states = sorted((out / "train_state").iterdir())
-    assert len(states) == 1
-    stopped_at = int(states[0].name.split("-")[1])
-    assert stopped_at >= 3 and max(train_losses(out)) == stopped_at
-
-    result = run_script(train_args(corpus, out, "--devices", "2", "--train.max_steps", str(stopped_at + 2),
-                                   "--resume", "auto"))
-    assert f"Training from step {stopped_at} to {stopped_at + 2}" in result.stdout
-    assert json.loads((out / "summary.json").read_text())["step"] == stopped_at + 2
 
 
 def test_paper_config_batch_math_on_16_devices():
@@ -118,10 +75,14 @@ def test_every_pretrain_config_parses_and_plans(script_module, monkeypatch, name
         seen.update(devices=devices, precision=precision)
         raise Launched
 
+    class Unprepared(TrainingData):
+        def identity(self) -> dict:
+            return {"sources": [[s.weight] for s in self.sources]}
+
     def fake_training_data(*args):
         seen["data"] = args
-        return TrainingData([Source(Path(d), w) for d, w in zip(args[0], args[1])], list(args[2]), Path("tokenizer"),
-                            "0" * 64)
+        return Unprepared([Source(Path(d), w) for d, w in zip(args[0], args[1])], list(args[2]), Path("tokenizer"),
+                          "0" * 64)
 
     monkeypatch.setattr(script_module, "training_data", fake_training_data)
     monkeypatch.setattr(script_module, "make_fabric", fake_fabric)
@@ -166,8 +127,10 @@ def test_refuses_to_overwrite_a_run_without_resume(corpus, tmp_path, script_modu
     out = tmp_path / "run"
     (out / "train_state" / "step-00000005").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="--resume auto"):
-        script_module.resume_path(False, RunDir(out))
-    assert script_module.resume_path("auto", RunDir(out)) == out / "train_state" / "step-00000005"
+        script_module.check_resume_request(False, RunDir(out))
+    script_module.check_resume_request("auto", RunDir(out))
+    with pytest.raises(FileNotFoundError, match="no such training state folder"):
+        script_module.check_resume_request(tmp_path / "missing", RunDir(out))
 
 
 def test_non_finite_loss_stops_naming_the_step(corpus, tmp_path):
@@ -190,13 +153,10 @@ def test_activation_checkpointing_does_not_change_the_losses(corpus, tmp_path):
         assert abs(plain[step] - ac[step]) <= 1e-6
 
 
-def test_world_size_changes_neither_the_losses_nor_the_data_order(corpus, tmp_path):
+def test_world_size_changes_neither_the_losses_nor_the_data_order(corpus, reference_runs, tmp_path):
     """Same global batch on 1 and 2 processes: the same loss curve (fp32). A state saved by 2 processes
     resumes on 1 and on 4 processes and continues that curve."""
-    common = ("--train.max_steps", "12", "--checkpoint.interval", "6", "--eval.interval", "6")
-    one, two = tmp_path / "one", tmp_path / "two"
-    run_script(train_args(corpus, one, "--devices", "1", *common))
-    run_script(train_args(corpus, two, "--devices", "2", *common))
+    one, two = reference_runs["one"], reference_runs["two"]
     reference = train_losses(one)
     assert sorted(reference) == list(range(1, 13))
     for step, loss in train_losses(two).items():
@@ -208,7 +168,7 @@ def test_world_size_changes_neither_the_losses_nor_the_data_order(corpus, tmp_pa
     saved = two / "train_state" / "step-00000006"
     for devices in (1, 4):
         out = tmp_path / f"resumed_on_{devices}"
-        result = run_script(train_args(corpus, out, "--devices", str(devices), *common, "--resume", str(saved)))
+        result = run_script(train_args(corpus, out, "--devices", str(devices), *REFERENCE_STEPS, "--resume", str(saved)))
         assert f"saved by 2 processes and this job has {devices}" in result.stdout
         resumed = train_losses(out)
         assert sorted(resumed) == list(range(7, 13))
