@@ -34,15 +34,6 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
-# statvfs flags of a mount that a read-only bind remount must keep (the kernel refuses to drop locked ones).
-KEPT_MOUNT_FLAGS = (
-    (os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
-    (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME),
-)
-
-
-class Deadline(Exception):
-    """The program outlived its time."""
 
 
 class Kernel:
@@ -125,15 +116,12 @@ def main() -> None:
     os.close(write_fd)
     report = Report(read_fd)
     phase = report.wait_until_started(settings["startup_s"])
-    if phase == "started" and not ends_within(pid, settings["timeout_s"] + settings["grace_s"]):
-        phase = "killed"
-    for kill in (os.kill, os.killpg):  # the program (a no-op if it ended: unreaped, its pid is still its own),
-        try:                           # then its process group: all there is to kill where there is no /proc
-            kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    status = os.waitpid(pid, 0)[1]
-    kill_descendants()
+    status = wait_status(pid, settings["timeout_s"] + settings["grace_s"] if phase == "started" else 0)
+    if status is None:  # still running, or ended but not yet reaped (then its pid is still its own)
+        os.kill(pid, signal.SIGKILL)
+        status = os.waitpid(pid, 0)[1]
+        phase = "killed" if phase == "started" else phase
+    kill_descendants(pid)
     print(json.dumps(verdict(report.read_rest(), phase, status, layers)))
 
 
@@ -147,15 +135,17 @@ class Report:
     def wait_until_started(self, seconds: float) -> str:
         """Read until the program starts: "started", or "ended" if the runner ended first, or "stalled"
         if it did neither within ``seconds``."""
-        try:
-            with alarm(seconds):
-                while "\nstarted\n" not in self.text:
-                    chunk = os.read(self.fd, 65536)
-                    if not chunk:
-                        return "ended"
-                    self.text += chunk.decode("utf-8", errors="replace")
-        except Deadline:
-            return "stalled"
+        import select
+        import time
+
+        end = time.monotonic() + seconds
+        while "\nstarted\n" not in self.text:
+            if not select.select([self.fd], [], [], max(0.0, end - time.monotonic()))[0]:
+                return "stalled"
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return "ended"
+            self.text += chunk.decode("utf-8", errors="replace")
         return "started"
 
     def read_rest(self) -> str:
@@ -172,33 +162,18 @@ class Report:
         return self.text
 
 
-class alarm:
-    """Raise :class:`Deadline` in the block after ``seconds``; enclose the whole block in ``except Deadline``
-    (a late alarm can still surface while leaving it, never after)."""
+def wait_status(pid: int, seconds: float):
+    """The program's wait status once it has ended (it is then reaped), or None if it still runs after ``seconds``."""
+    import time
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __enter__(self) -> None:
-        def expire(signum, frame):
-            raise Deadline
-
-        signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_IGN)
-
-
-def ends_within(pid: int, seconds: float) -> bool:
-    """Whether the program ends within ``seconds`` (it is left unreaped)."""
-    try:
-        with alarm(seconds):
-            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    except Deadline:
-        return False
-    return True
+    end = time.monotonic() + seconds
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= end:
+            return None
+        time.sleep(0.002)
 
 
 def descendants() -> list[int]:
@@ -220,12 +195,17 @@ def descendants() -> list[int]:
     return found
 
 
-def kill_descendants() -> None:
-    """SIGKILL everything below this process and reap it, until nothing is left. As a child subreaper this
-    process inherits every orphan the program leaves, so no child means no descendant anywhere; in a PID
-    namespace the kernel has already killed them all when the program ended."""
+def kill_descendants(program: int) -> None:
+    """SIGKILL what is left of the program's process group, then everything below this process, and reap it,
+    until nothing is left. As a child subreaper this process inherits every orphan the program leaves, so no
+    child means no descendant anywhere; in a PID namespace the kernel has already killed them all when the
+    program ended. Without /proc (not Linux) only the process group is killed."""
     import time
 
+    try:
+        os.killpg(program, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     while True:
         try:
             if os.waitpid(-1, os.WNOHANG)[0]:
@@ -334,7 +314,7 @@ def isolate_filesystem(kernel: Kernel, settings: dict, uid: int, fresh_proc: boo
             flags = os.statvfs(target).f_flag
         except OSError:
             continue  # hidden under another mount
-        kept = sum(ms for st, ms in KEPT_MOUNT_FLAGS if flags & st)
+        kept = sum(ms for st, ms in kept_mount_flags() if flags & st)
         try:
             kernel.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
         except OSError:
@@ -347,6 +327,13 @@ def isolate_filesystem(kernel: Kernel, settings: dict, uid: int, fresh_proc: boo
         fh.write(settings["program"])
     if fresh_proc:
         kernel.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+
+
+def kept_mount_flags() -> tuple[tuple[int, int], ...]:
+    """(statvfs flag, mount flag) of what a read-only bind remount must keep (the kernel refuses to drop
+    locked flags); these statvfs flags exist on Linux only."""
+    return ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+            (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME))
 
 
 def mount_points() -> list[str]:
@@ -436,8 +423,8 @@ def drop_privileges(uid: int, settings: dict, private_folder: bool) -> None:
                           "and there is no mount namespace to expose it")
         os.chown(".", uid, uid)
     os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
+    os.setgid(uid)  # as root, these set the real, effective and saved ids
+    os.setuid(uid)
 
 
 def exec_runner(settings: dict, report_fd: int) -> None:
