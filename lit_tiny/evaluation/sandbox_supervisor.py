@@ -20,10 +20,14 @@ before the verdict is printed.
 """
 
 import json
+import math
 import os
+import resource
+import select
 import signal
 import stat
 import sys
+import time
 
 CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py")
 UNPRIVILEGED_UID = 65534  # nobody
@@ -135,9 +139,6 @@ class Report:
     def wait_until_started(self, seconds: float) -> str:
         """Read until the program starts: "started", or "ended" if the runner ended first, or "stalled"
         if it did neither within ``seconds``."""
-        import select
-        import time
-
         end = time.monotonic() + seconds
         while "\nstarted\n" not in self.text:
             if not select.select([self.fd], [], [], max(0.0, end - time.monotonic()))[0]:
@@ -164,8 +165,6 @@ class Report:
 
 def wait_status(pid: int, seconds: float):
     """The program's wait status once it has ended (it is then reaped), or None if it still runs after ``seconds``."""
-    import time
-
     end = time.monotonic() + seconds
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -200,11 +199,9 @@ def kill_descendants(program: int) -> None:
     until nothing is left. As a child subreaper this process inherits every orphan the program leaves, so no
     child means no descendant anywhere; in a PID namespace the kernel has already killed them all when the
     program ended. Without /proc (not Linux) only the process group is killed."""
-    import time
-
     try:
         os.killpg(program, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     while True:
         try:
@@ -274,14 +271,18 @@ def run_child(settings: dict, kernel, layers: Layers, report_fd: int) -> None:
 
 
 def contain(settings: dict, kernel, layers: Layers) -> None:
+    """In the child, as root or as the evaluation's user: the program's own process group, mount and network
+    namespaces, the program file in its working folder, the unprivileged user, the limits."""
     os.setpgid(0, 0)
     work = settings["work_dir"]
     uid = UNPRIVILEGED_UID if os.geteuid() == 0 else os.geteuid()
     if kernel is not None:
+        fresh_proc = "pid_namespace" in layers.active
         private = layers.attempt(
             "read_only_filesystem",
-            "every mount read-only, except a private tmpfs working folder; a fresh read-only /proc",
-            lambda: isolate_filesystem(kernel, settings, uid, "pid_namespace" in layers.active),
+            "every mount read-only, except a private tmpfs working folder; "
+            + ("a fresh read-only /proc" if fresh_proc else "/proc read-only, showing every process"),
+            lambda: isolate_filesystem(kernel, settings, uid, fresh_proc),
         )
         layers.attempt("network_namespace", "no network interfaces", lambda: kernel.unshare(CLONE_NEWNET))
     else:
@@ -381,9 +382,6 @@ def expose(kernel: Kernel, paths: list[str], uid: int) -> None:
 
 
 def apply_limits(settings: dict, layers: Layers, uid: int) -> None:
-    import math
-    import resource
-
     memory, cpu = settings["memory_bytes"], math.ceil(settings["timeout_s"]) + 1
     for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_DATA, memory), (resource.RLIMIT_CPU, cpu),
                          (resource.RLIMIT_FSIZE, 1 << 20), (resource.RLIMIT_CORE, 0)):
