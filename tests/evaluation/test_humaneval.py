@@ -219,6 +219,15 @@ def test_a_sandbox_that_cannot_run_a_known_good_program_stops_the_evaluation(mon
         sandbox_layers(QUICK)
 
 
+def test_a_broken_supervisor_fails_that_program_with_its_last_words(monkeypatch, tmp_path):
+    broken = tmp_path / "sandbox_supervisor.py"
+    broken.write_text("raise SystemExit('cannot start on purpose')\n")
+    monkeypatch.setattr(sandbox, "SUPERVISOR", broken)
+    assert run_program("pass\n", QUICK) == (False, "failed: sandbox error: sandbox_supervisor.py: cannot start on purpose")
+    with pytest.raises(OSError, match="known-good program.*cannot start on purpose"):
+        sandbox_layers(QUICK)
+
+
 # The layers beneath the Python guard, each shown on its own (guard=False): what a program that got past the
 # guard would still meet.
 
