@@ -293,7 +293,8 @@ def contain(settings: dict, kernel, layers: Layers) -> None:
             fh.write(settings["program"])
     os.chdir(work)
     if os.geteuid() == 0:
-        layers.attempt("unprivileged_user", f"runs as uid {uid}, no groups", lambda: drop_privileges(uid, settings, private))
+        layers.attempt("unprivileged_user", f"runs as uid {uid}, no groups",
+                       lambda: drop_privileges(uid, settings, private))
     else:
         layers.inactive["unprivileged_user"] = (f"the evaluation runs as uid {uid}; "
                                                 f"run it as root to give the program uid {UNPRIVILEGED_UID}")
@@ -386,7 +387,8 @@ def apply_limits(settings: dict, layers: Layers, uid: int) -> None:
     for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_DATA, memory), (resource.RLIMIT_CPU, cpu),
                          (resource.RLIMIT_FSIZE, 1 << 20), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(limit, (value, value))
-    layers.active["resource_limits"] = f"address space {memory >> 20} MiB, CPU {cpu} s, files up to 1 MiB, no core dumps"
+    layers.active["resource_limits"] = (f"address space {memory >> 20} MiB, CPU {cpu} s, files up to 1 MiB, "
+                                        "no core dumps")
     if uid == 0:
         layers.inactive["process_limit"] = "the program runs as root, which RLIMIT_NPROC does not bind"
         return
