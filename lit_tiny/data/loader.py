@@ -189,8 +189,10 @@ class MixedLoader:
     def __iter__(self) -> Iterator[torch.Tensor]:
         dataset = MixedBlocks(self.readers, self.draws, self.batch_size, self.rank, self.world_size,
                               self._start, self._start_counts)
+        # Pinned batches let the training loop's host-to-device copy run asynchronously (non_blocking).
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                            persistent_workers=False, prefetch_factor=4 if self.num_workers else None)
+                            persistent_workers=False, prefetch_factor=4 if self.num_workers else None,
+                            pin_memory=torch.cuda.is_available())
         for batch in loader:
             self._consumed += 1
             yield batch
@@ -265,4 +267,5 @@ class ValidationBlocks(Dataset):
 def validation_loader(paths: Sequence[Path], block_size: int, batch_size: int, rank: int = 0, world_size: int = 1,
                       max_sequences: Optional[int] = None, num_workers: int = 0) -> DataLoader:
     dataset = ValidationBlocks(paths, block_size, batch_size, rank, world_size, max_sequences)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
