@@ -39,8 +39,15 @@ from lit_tiny.hf_interop import config_to_hf, state_dict_to_hf
 from lit_tiny.losses import IGNORE_INDEX
 from lit_tiny.model import GPT
 from lit_tiny.training.optimizer import make_optimizer
-from lit_tiny.training.speed import (RecordOps, Variant, largest_passing, measure_flops, peak_flops,
-                                     peak_memory_bytes, reset_peak_memory)
+from lit_tiny.training.speed import (
+    RecordOps,
+    Variant,
+    largest_passing,
+    measure_flops,
+    peak_flops,
+    peak_memory_bytes,
+    reset_peak_memory,
+)
 
 HF_ATTENTION = "sdpa"
 
@@ -400,10 +407,19 @@ def synchronize(device: torch.device) -> None:
 def search_micro_batch(setup: Setup, variant: Variant, max_memory_gb: Optional[float]) -> dict:
     """The largest micro batch whose training step (forward, backward, AdamW) of ``variant`` fits, with
     the peak memory of every micro batch tried."""
+    largest, probes = probe_micro_batches(setup, variant, max_memory_gb * 1e9 if max_memory_gb is not None else None)
+    release_memory(setup.device)
+    total = torch.cuda.get_device_properties(setup.device).total_memory if setup.device.type == "cuda" else None
+    return {"variant": variant.name, "largest_micro_batch": largest, "seq_len": setup.seq_len,
+            "activation_checkpointing": False, "max_memory_gb": max_memory_gb,
+            "device_memory_gb": total / 1e9 if total else None, "probes": probes}
+
+
+def probe_micro_batches(setup: Setup, variant: Variant, limit: Optional[float]) -> tuple[int, list[dict]]:
+    """Search with one model of ``variant``, which lives only as long as this call."""
     c = build(setup, variant)
     if variant.compile:
         compile_blocks(c)
-    limit = max_memory_gb * 1e9 if max_memory_gb is not None else None
     probes = []
 
     def fits(micro_batch_size: int) -> bool:
@@ -412,13 +428,7 @@ def search_micro_batch(setup: Setup, variant: Variant, max_memory_gb: Optional[f
                        "fits": peak is not None and (limit is None or peak <= limit)})
         return probes[-1]["fits"]
 
-    largest = largest_passing(fits, setup.micro_batch_size)
-    total = torch.cuda.get_device_properties(setup.device).total_memory if setup.device.type == "cuda" else None
-    del c
-    release_memory(setup.device)
-    return {"variant": variant.name, "largest_micro_batch": largest, "seq_len": setup.seq_len,
-            "activation_checkpointing": False, "max_memory_gb": max_memory_gb,
-            "device_memory_gb": total / 1e9 if total else None, "probes": probes}
+    return largest_passing(fits, setup.micro_batch_size), probes
 
 
 def probe_step(setup: Setup, c: Contender, micro_batch_size: int) -> Optional[int]:

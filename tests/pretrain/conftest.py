@@ -81,3 +81,13 @@ def train_losses(out_dir: Path) -> dict[int, float]:
 def script_module():
     """The pretraining script imported as a module (to call ``setup`` in-process for config checks)."""
     return import_script(SCRIPT, "pretrain_tinyllama")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """The demo corpus (``lit_tiny.data.demo``), built once per session (~1 minute on 2 cores)."""
+    from lit_tiny.data.demo import ensure_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    ensure_demo_corpus(out)
+    return out
