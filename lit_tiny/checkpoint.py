@@ -110,7 +110,7 @@ def check_initial_weights(checkpoint_dir: str | Path, config: Config, tokenizer_
     does not fit: another shape or architecture (the fields that change what the weights mean), or another
     tokenizer. ``name``, ``block_size`` and the kernel backends may differ."""
     theirs = load_config(checkpoint_dir)
-    free = {"name", "block_size", "attention_backend", "loss_backend"}
+    free = {"name", "block_size", "attention_backend", "loss_backend", "kernel_backend"}
     differ = [f"{k}: {v!r} in the checkpoint, {getattr(config, k)!r} in this run"
               for k, v in asdict(theirs).items() if k not in free and v != getattr(config, k)]
     if differ:

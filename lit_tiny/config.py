@@ -9,8 +9,9 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-AttentionBackend = Literal["sdpa", "flash"]
-LossBackend = Literal["full", "chunked"]
+AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "sdpa_math", "flash"]
+LossBackend = Literal["full", "chunked", "liger"]
+KernelBackend = Literal["pytorch", "liger"]
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,15 @@ class Config:
         intermediate_size: Hidden width of the SwiGLU MLP.
         norm_eps: RMSNorm epsilon.
         rope_base: RoPE frequency base.
-        attention_backend: ``sdpa`` (PyTorch, any device) or ``flash`` (FlashAttention-2, CUDA only).
+        attention_backend: ``sdpa`` (PyTorch's scaled_dot_product_attention, which picks its kernel; any
+            device), one SDPA kernel forced: ``sdpa_cudnn`` (cuDNN, CUDA), ``sdpa_flash`` (flash, CUDA and CPU),
+            ``sdpa_efficient`` (memory-efficient, CUDA), ``sdpa_math`` (the reference, any device); or ``flash``
+            (the flash-attn package's FlashAttention-2, CUDA). See ``lit_tiny.kernels``.
         loss_backend: Cross-entropy of ``GPT.forward(idx, targets=...)``: ``chunked`` (never holds the
-            full logits; see ``lit_tiny.losses``) or ``full`` (the plain reference).
+            full logits; see ``lit_tiny.losses``), ``full`` (the plain reference) or ``liger`` (Liger-kernel's
+            fused linear cross-entropy, CUDA).
+        kernel_backend: RMSNorm, SwiGLU and RoPE: ``pytorch`` (the reference) or ``liger`` (Liger-kernel's
+            Triton kernels, CUDA).
     """
 
     name: str = "custom"
@@ -45,6 +52,7 @@ class Config:
     rope_base: float = 10000.0
     attention_backend: AttentionBackend = "sdpa"
     loss_backend: LossBackend = "chunked"
+    kernel_backend: KernelBackend = "pytorch"
 
     def __post_init__(self) -> None:
         for f in ("block_size", "vocab_size", "n_layer", "n_embd", "n_head", "n_query_groups", "intermediate_size"):
@@ -58,12 +66,11 @@ class Config:
             )
         if self.head_size % 2:
             raise ValueError(f"Config {self.name!r}: RoPE needs an even head size, got {self.head_size}")
-        if self.attention_backend not in ("sdpa", "flash"):
-            raise ValueError(f"Config {self.name!r}: attention_backend must be 'sdpa' or 'flash'")
-        if self.loss_backend not in get_args(LossBackend):
-            raise ValueError(
-                f"Config {self.name!r}: loss_backend must be one of {get_args(LossBackend)}, got {self.loss_backend!r}"
-            )
+        for field, allowed in (("attention_backend", AttentionBackend), ("loss_backend", LossBackend),
+                               ("kernel_backend", KernelBackend)):
+            if getattr(self, field) not in get_args(allowed):
+                raise ValueError(f"Config {self.name!r}: {field} must be one of {get_args(allowed)}, "
+                                 f"got {getattr(self, field)!r}")
 
     @property
     def head_size(self) -> int:

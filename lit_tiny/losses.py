@@ -1,6 +1,6 @@
 """Next-token cross-entropy from the final hidden states and the output head's weight.
 
-Two backends compute the same mean cross-entropy of ``hidden @ weight.T`` against the targets:
+Three backends compute the same mean cross-entropy of ``hidden @ weight.T`` against the targets:
 
 ``full``
     The plain reference: all logits (N, vocab) at once, upcast to fp32, ``F.cross_entropy``. Autograd
@@ -13,8 +13,13 @@ Two backends compute the same mean cross-entropy of ``hidden @ weight.T`` agains
     before the next one, so neither the full logits nor their fp32 copy ever exist; the backward pass
     only scales the saved gradients.
 
+``liger``
+    Liger-kernel's fused linear cross-entropy (Triton, CUDA only; ``lit_tiny.kernels``): the same idea with
+    the softmax, loss and logit gradient in one kernel per chunk. It reads the number of counted targets on
+    the host (one synchronisation per call), which ``chunked`` never does.
+
 The compute dtype is the autocast dtype inside ``torch.autocast`` and the inputs' dtype otherwise,
-so fp32, bf16-mixed and bf16-true runs see the same matmul precision under both backends.
+so fp32, bf16-mixed and bf16-true runs see the same matmul precision under every backend.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import get_args
 import torch
 import torch.nn.functional as F
 
+from lit_tiny import kernels
 from lit_tiny.config import LossBackend
 
 IGNORE_INDEX = -100
@@ -40,6 +46,8 @@ def cross_entropy_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torc
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
     if backend == "chunked":
         return chunked_cross_entropy(hidden.flatten(0, 1), weight, targets.flatten(), chunk_rows)
+    if backend == "liger":
+        return liger_cross_entropy(hidden.flatten(0, 1), weight, targets.flatten())
     raise ValueError(f"Unknown loss backend {backend!r}; choose one of {get_args(LossBackend)}")
 
 
@@ -49,15 +57,29 @@ def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     never holding more than ``chunk_rows`` rows of logits."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    device_type = hidden.device.type
-    if torch.is_autocast_enabled(device_type):
-        compute_dtype = torch.get_autocast_dtype(device_type)
-    else:
-        compute_dtype = torch.promote_types(hidden.dtype, weight.dtype)
+    dtype = compute_dtype(hidden, weight)
     if not torch.is_grad_enabled():
         # Evaluation: detached inputs tell the forward pass to skip the gradients it would precompute.
         hidden, weight = hidden.detach(), weight.detach()
-    return ChunkedCrossEntropy.apply(hidden, weight, targets, compute_dtype, chunk_rows)
+    return ChunkedCrossEntropy.apply(hidden, weight, targets, dtype, chunk_rows)
+
+
+def liger_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``hidden`` (N, C) @ ``weight.T`` by Liger's fused linear cross-entropy, with the
+    matmuls in the compute dtype and the head's gradient accumulated in fp32, as ``chunked`` does."""
+    dtype = compute_dtype(hidden, weight)
+    fused = kernels.liger(hidden.device).liger_fused_linear_cross_entropy
+    with torch.autocast(hidden.device.type, enabled=False):
+        return fused(hidden.to(dtype), weight.to(dtype), targets, ignore_index=IGNORE_INDEX,
+                     accum_dtype=torch.float32)
+
+
+def compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The autocast dtype inside ``torch.autocast``, else the inputs' common dtype."""
+    device_type = hidden.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return torch.promote_types(hidden.dtype, weight.dtype)
 
 
 class ChunkedCrossEntropy(torch.autograd.Function):

@@ -2,7 +2,8 @@
 
 Read top to bottom: RMSNorm, rotary embeddings, attention (grouped-query, with a KV cache for
 generation), the SwiGLU MLP, the pre-norm block, and the GPT that stacks them. Logits match
-Hugging Face's ``LlamaForCausalLM`` holding the same weights (see ``lit_tiny.hf_interop``).
+Hugging Face's ``LlamaForCausalLM`` holding the same weights (see ``lit_tiny.hf_interop``). The optional
+fast kernels that the config's backend fields select live in ``lit_tiny.kernels``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lit_tiny.config import Config
+from lit_tiny import kernels
+from lit_tiny.config import Config, KernelBackend
 from lit_tiny.losses import cross_entropy_loss
 
 
@@ -21,12 +23,15 @@ class RMSNorm(nn.Module):
     """x / rms(x) * weight. The statistic is computed in fp32 whatever the input dtype, since
     bf16's 8-bit mantissa loses the mean of squares in wide layers."""
 
-    def __init__(self, size: int, eps: float = 1e-5) -> None:
+    def __init__(self, size: int, eps: float = 1e-5, backend: KernelBackend = "pytorch") -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size))
         self.eps = eps
+        self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "liger":
+            return kernels.rms_norm(x, self.weight, self.eps)
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -89,17 +94,21 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, c.n_head, hs).transpose(1, 2)  # (B, n_head, T, hs)
         k = k.view(B, T, c.n_query_groups, hs).transpose(1, 2)  # (B, n_query_groups, T, hs)
         v = v.view(B, T, c.n_query_groups, hs).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if c.kernel_backend == "liger":
+            q, k = kernels.rope(q, k, cos, sin)
+        else:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 
         if self.kv_cache is not None:
             k, v = self.kv_cache.update(start, k, v)
         elif c.attention_backend == "flash":
-            return self.proj(flash_attention(q, k, v).reshape(B, T, c.n_head * hs))
+            return self.proj(kernels.flash_attention(q, k, v).reshape(B, T, c.n_head * hs))
 
-        # Query t may see keys 0 .. start + t. Without earlier context that is the plain causal mask,
-        # and a single new query sees every cached key.
+        # Query t may see keys 0 .. start + t. Without earlier context that is the plain causal mask
+        # (computed by the SDPA kernel the config chose), and a single new query sees every cached key.
         if start == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+            with kernels.sdpa_kernel(c.attention_backend, x.device):
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         else:
             mask = None
             if T > 1:
@@ -110,19 +119,6 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y)
 
 
-def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal FlashAttention-2 on (B, heads, T, hs) inputs; returns (B, T, heads, hs).
-    Imported on first use so that CPU-only installs never touch it."""
-    try:
-        from flash_attn import flash_attn_func
-    except ImportError as e:
-        raise ImportError(
-            "attention_backend='flash' needs the flash-attn package on a CUDA machine "
-            "(pip install flash-attn --no-build-isolation); use attention_backend='sdpa' otherwise"
-        ) from e
-    return flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True)
-
-
 class SwiGLU(nn.Module):
     """down(silu(gate(x)) * up(x)); gate and up share one matmul."""
 
@@ -130,10 +126,11 @@ class SwiGLU(nn.Module):
         super().__init__()
         self.gate_up = nn.Linear(config.n_embd, 2 * config.intermediate_size, bias=False)
         self.proj = nn.Linear(config.intermediate_size, config.n_embd, bias=False)
+        self.backend = config.kernel_backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.proj(F.silu(gate) * up)
+        return self.proj(kernels.swiglu(gate, up) if self.backend == "liger" else F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -141,9 +138,9 @@ class Block(nn.Module):
 
     def __init__(self, config: Config) -> None:
         super().__init__()
-        self.norm_1 = RMSNorm(config.n_embd, config.norm_eps)
+        self.norm_1 = RMSNorm(config.n_embd, config.norm_eps, config.kernel_backend)
         self.attn = CausalSelfAttention(config)
-        self.norm_2 = RMSNorm(config.n_embd, config.norm_eps)
+        self.norm_2 = RMSNorm(config.n_embd, config.norm_eps, config.kernel_backend)
         self.mlp = SwiGLU(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -157,7 +154,7 @@ class GPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.norm = RMSNorm(config.n_embd, config.norm_eps, config.kernel_backend)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.max_seq_len = config.block_size
         self.reset_parameters()

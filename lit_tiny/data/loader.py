@@ -191,9 +191,10 @@ class MixedLoader:
         dataset = MixedBlocks(self.readers, self.draws, self.batch_size, self.rank, self.world_size,
                               self._start, self._start_counts)
         guard = WorkerGuard() if self.num_workers else None
+        # Pinned batches let the training loop's host-to-device copy run asynchronously (non_blocking).
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                             persistent_workers=False, prefetch_factor=4 if self.num_workers else None,
-                            worker_init_fn=guard)
+                            pin_memory=torch.cuda.is_available(), worker_init_fn=guard)
         with held_back():  # the workers start here; a scheduler's SIGTERM must not kill one before the save
             batches = iter(loader)
         try:
@@ -274,4 +275,5 @@ class ValidationBlocks(Dataset):
 def validation_loader(paths: Sequence[Path], block_size: int, batch_size: int, rank: int = 0, world_size: int = 1,
                       max_sequences: Optional[int] = None, num_workers: int = 0) -> DataLoader:
     dataset = ValidationBlocks(paths, block_size, batch_size, rank, world_size, max_sequences)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())

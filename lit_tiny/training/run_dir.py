@@ -226,7 +226,7 @@ class RunDir:
 # The settings that define a run: a resumed launch may not change them. Everything else (optimizer, schedule,
 # intervals, devices, workers, paths of the same data) may change, and is recorded in the history.
 FIXED_SETTINGS = ("model.", "seed", "data.identity.")
-FREE_MODEL_SETTINGS = ("model.name", "model.attention_backend", "model.loss_backend")
+FREE_MODEL_SETTINGS = ("model.name", "model.attention_backend", "model.loss_backend", "model.kernel_backend")
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,14 +1,19 @@
 """Speed accounting: device peak FLOP/s, model FLOPs utilisation (MFU), a tokens/s + ETA meter,
-FLOPs measured op by op, and peak memory."""
+FLOPs measured op by op, the attention kernels that ran, peak memory, the search for the largest
+setting that fits, and the variants ``pretrain/benchmark.py`` compares."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from lit_tiny.config import AttentionBackend, KernelBackend, LossBackend
 
 # Dense peak FLOP/s by (device-name fragment, compute dtype), from the vendors' spec sheets (no sparsity).
 PEAK_FLOPS = {
@@ -108,6 +113,38 @@ def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape, value_
     return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
+class RecordOps(TorchDispatchMode):
+    """Records the name of every ATen op that runs inside it (``aten::mm``, ...), after PyTorch's own
+    dispatching: for ``scaled_dot_product_attention`` that is the kernel it chose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.name())
+        return func(*args, **(kwargs or {}))
+
+    def attention_kernels(self) -> list[str]:
+        """The attention ops among them, e.g. ``aten::_scaled_dot_product_cudnn_attention`` and its backward.
+        Empty when attention ran as plain matmuls and softmax (SDPA's math kernel)."""
+        return sorted(n for n in self.names if "attention" in n or "flash" in n)
+
+
+def largest_passing(passes: Callable[[int], bool], start: int) -> int:
+    """The largest ``n >= 1`` with ``passes(n)``, for a ``passes`` that holds up to some ``n`` and fails beyond:
+    doubling from ``start`` until it fails, then bisecting. 0 when even ``n = 1`` fails."""
+    if start < 1:
+        raise ValueError(f"start must be positive, got {start}")
+    low, high = 0, start  # passes(low) holds (0: nothing known to pass); passes(high) is to be tried
+    while passes(high):
+        low, high = high, 2 * high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if passes(mid) else (low, mid)
+    return low
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Start a new peak-memory window: CUDA's allocator statistics, or the process's peak RSS on Linux."""
     if device.type == "cuda":
@@ -132,3 +169,28 @@ def peak_memory_bytes(device: torch.device) -> Optional[int]:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setup that ``pretrain/benchmark.py`` measures.
+
+    Args:
+        name: Its label in the printout and the JSON.
+        implementation: ``lit_tiny`` (our GPT) or ``hf`` (``transformers.LlamaForCausalLM`` with attention
+            ``sdpa`` and its own loss).
+        compile: ``torch.compile`` every transformer block, as ``pretrain/tinyllama.py --compile`` does
+            (HF: every decoder layer). The loss stays eager.
+        attention_backend: Our attention (``lit_tiny.kernels``): ``sdpa`` (PyTorch picks the kernel),
+            ``sdpa_cudnn``, ``sdpa_flash``, ``sdpa_efficient``, ``sdpa_math`` (one SDPA kernel) or ``flash``
+            (the flash-attn package).
+        loss_backend: Our cross-entropy: ``chunked``, ``full`` or ``liger`` (Liger's fused linear cross-entropy).
+        kernel_backend: Our RMSNorm, SwiGLU and RoPE: ``pytorch`` or ``liger`` (Liger's Triton kernels).
+    """
+
+    name: str
+    implementation: Literal["lit_tiny", "hf"] = "lit_tiny"
+    compile: bool = False
+    attention_backend: AttentionBackend = "sdpa"
+    loss_backend: LossBackend = "chunked"
+    kernel_backend: KernelBackend = "pytorch"

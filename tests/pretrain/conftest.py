@@ -117,3 +117,13 @@ def reference_runs(corpus, tmp_path_factory) -> dict[str, Path]:
     run_script(train_args(corpus, runs["one"], "--devices", "1", *REFERENCE_STEPS))
     run_script(train_args(corpus, runs["two"], "--devices", "2", *REFERENCE_STEPS))
     return runs
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """The demo corpus (``lit_tiny.data.demo``), built once per session (~1 minute on 2 cores)."""
+    from lit_tiny.data.demo import ensure_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    ensure_demo_corpus(out)
+    return out

@@ -154,15 +154,6 @@ def test_the_traceback_is_one_environment_variable_away(corpus, tmp_path):
 # ------------------------------------------------------------------ what the demo leaves behind
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory) -> Path:
-    from lit_tiny.data.demo import ensure_demo_corpus
-
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    ensure_demo_corpus(out)
-    return out
-
-
 def test_the_demo_ends_with_a_plot_tensorboard_settings_and_where_things_are(demo_dir, tmp_path):
     import yaml
     from PIL import Image
