@@ -58,7 +58,7 @@ def main(
     config = Config.from_name(model)
     block_size = block_size or config.block_size
     dataset = training_data(data.train_dirs, data.weights, data.val_dirs, data.tokenizer_dir, config.vocab_size,
-                            data.demo_dir)
+                            data.demo())
     loader = MixedLoader(dataset.sources, block_size, micro_batch_size, seed=seed, rank=rank, world_size=world_size,
                          num_workers=data.num_workers)
     started = datetime.datetime.now()

@@ -98,7 +98,7 @@ def setup(
     plan = BatchPlan.make(train.global_batch_tokens, train.micro_batch_size, config.block_size, devices * num_nodes,
                           train.max_tokens, train.max_steps, train.warmup_steps)
     dataset = training_data(data.train_dirs, data.weights, data.val_dirs, data.tokenizer_dir, config.vocab_size,
-                            data.demo_dir)
+                            data.demo())
     if initial_checkpoint_dir is not None:
         check_initial_weights(initial_checkpoint_dir, config, dataset.tokenizer_sha256)
     run = RunDir(out_dir)

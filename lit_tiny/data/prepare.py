@@ -136,7 +136,7 @@ def prepare_files(
                 mode="overwrite",
                 verbose=False,  # no sign-up banner, no bars of its own: ours follows
             )
-    except Exception as e:
+    except Exception:
         fatal = [r["fatal"] for r in _read_stats(stats_dir) if r["fatal"]]
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(stats_dir, ignore_errors=True)

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from lit_tiny.data.prepare import SUMMARY_FILE, load_summary
 from lit_tiny.data.readers import DataError
+
+if TYPE_CHECKING:
+    from lit_tiny.data.demo import DemoCorpus
 
 TINYLLAMA_WEIGHTS = {"slimpajama": 0.693584, "starcoder": 0.306416}
 SLIMPAJAMA_DIR = Path("data/slimpajama")
@@ -95,18 +98,17 @@ class TrainingData:
 
 
 def training_data(train_dirs: Sequence[Path], weights: Sequence[float], val_dirs: Sequence[Path],
-                  tokenizer_dir: Optional[Path], vocab_size: int, demo_dir: Optional[Path] = None) -> TrainingData:
+                  tokenizer_dir: Optional[Path], vocab_size: int, demo: Optional[DemoCorpus] = None) -> TrainingData:
     """Check prepared folders before any training starts: present, finished, and within ``vocab_size``.
 
-    ``tokenizer_dir=None`` takes the tokenizer recorded by preparation. ``demo_dir`` replaces the folders
-    with those of the demo corpus, built there on first use, mixed 7:3 as TinyLlama mixes its sources.
+    ``tokenizer_dir=None`` takes the tokenizer recorded by preparation. ``demo`` replaces the folders and the
+    tokenizer with those of the demo corpus, built on first use; ``weights`` then mix its English and code.
     """
-    if demo_dir is not None:
-        from lit_tiny.data.demo import ensure_demo_corpus
-
-        demo = ensure_demo_corpus(demo_dir)
-        train_dirs, val_dirs = [demo["train_english"], demo["train_code"]], [demo["val_english"], demo["val_code"]]
-        weights, tokenizer_dir = list(TINYLLAMA_WEIGHTS.values()), demo["tokenizer"]
+    if demo is not None:
+        folders = demo.ensure()
+        train_dirs, val_dirs = [folders["train_english"], folders["train_code"]], [folders["val_english"],
+                                                                                 folders["val_code"]]
+        tokenizer_dir = folders["tokenizer"]
     if len(weights) != len(train_dirs):
         raise DataError(f"{len(train_dirs)} training folders {[str(d) for d in train_dirs]} but {len(weights)} weights "
                         f"{list(weights)}: give one weight per folder.")

@@ -3,16 +3,18 @@ results as JSON and PNGs. This is what a sweep runner calls at the end of a swee
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lit_tiny.scaling.accounting import Convention, get_convention
+from lit_tiny.scaling.compare import Comparison, compare_approaches
 from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit, fit_envelope, fit_isoflop
 from lit_tiny.scaling.kaplan import fit_kaplan_d, fit_kaplan_n, fit_kaplan_nd
 from lit_tiny.scaling.parametric import ParametricFit, fit_parametric
-from lit_tiny.scaling.plots import plot_frontier, plot_isoflop, plot_loss_vs_compute
+from lit_tiny.scaling.plots import plot_approaches, plot_frontier, plot_isoflop, plot_loss_vs_compute
 from lit_tiny.scaling.runs import Run
 
 
@@ -26,13 +28,15 @@ class ScalingReport:
         fits: Fit name (``kaplan_n``, ``kaplan_d``, ``kaplan_nd``, ``approach_1``, ``approach_2``,
             ``approach_3``) to its result object.
         skipped: Fit name to the reason it could not run (the fitter's error message).
-        files: JSON and PNG files written.
+        comparison: The exponent a from Approaches 1-3 with bootstrap intervals (``compare_approaches``).
+        files: JSON, CSV and PNG files written.
     """
 
     convention: Convention
     n_runs: int
     fits: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    comparison: Comparison | None = None
     files: list[Path] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,6 +45,7 @@ class ScalingReport:
             "n_runs": self.n_runs,
             "fits": {name: fit.to_dict() for name, fit in self.fits.items()},
             "skipped": self.skipped,
+            "comparison": self.comparison.to_dict() if self.comparison else None,
         }
 
 
@@ -52,14 +57,26 @@ def save_json(data: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def save_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``rows`` (dicts sharing their keys) as CSV, making parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def analyze(
     runs: Sequence[Run],
     out_dir: str | Path,
     convention: str | Convention = "chinchilla",
     parametric_options: dict[str, Any] | None = None,
 ) -> ScalingReport:
-    """Run the Kaplan fits and Chinchilla Approaches 1-3 on ``runs``; write ``fits_<convention>.json``
-    and the plots ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` (when the runs form
+    """Run the Kaplan fits and Chinchilla Approaches 1-3 on ``runs``; write ``fits_<convention>.json``,
+    the side-by-side exponents ``approaches_<convention>.{json,csv,png}`` (``compare_approaches``, with
+    ``parametric_options["n_bootstrap"]`` resamples for every approach) and the plots ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` (when the runs form
     IsoFLOP groups, with the parabolas when Approach 2 succeeds) and ``frontier_<convention>.png`` (when a
     frontier could be fitted) into ``out_dir``.
 
@@ -86,6 +103,13 @@ def analyze(
             report.fits[name] = fitter()
         except ValueError as err:
             report.skipped[name] = str(err)
+
+    n_bootstrap = (parametric_options or {}).get("n_bootstrap", 0)
+    report.comparison = compare_approaches(runs, convention, report.fits, report.skipped, n_bootstrap)
+    comparison_file = out_dir / f"approaches_{convention.name}"
+    report.files.append(save_json(report.comparison.to_dict(), comparison_file.with_suffix(".json")))
+    report.files.append(save_csv(report.comparison.csv_rows(), comparison_file.with_suffix(".csv")))
+    report.files.append(plot_approaches(runs, report.comparison, report.fits, comparison_file.with_suffix(".png")))
 
     envelope: EnvelopeFit | None = report.fits.get("approach_1")
     isoflop: IsoFlopFit | None = report.fits.get("approach_2")

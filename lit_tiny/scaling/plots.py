@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -17,6 +17,9 @@ from lit_tiny.scaling.accounting import Convention, get_convention
 from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit, group_by_budget
 from lit_tiny.scaling.parametric import ParametricFit
 from lit_tiny.scaling.runs import Run
+
+if TYPE_CHECKING:
+    from lit_tiny.scaling.compare import Comparison
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -157,3 +160,47 @@ def plot_frontier(
 
 def _colours(n: int) -> list[tuple[float, ...]]:
     return [tuple(c) for c in colormaps["viridis"](np.linspace(0, 0.9, max(n, 1)))]
+
+
+def plot_approaches(runs: Sequence[Run], comparison: Comparison, fits: dict, path: str | Path) -> Path:
+    """One figure for the three approaches: the IsoFLOP profiles with Approach 2's parabolas (left), and
+    N_opt against C from each approach with its exponent and interval (right)."""
+    convention = get_convention(comparison.convention)
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    profiles, frontier = figure.subplots(1, 2)
+    isoflop: IsoFlopFit | None = fits.get("approach_2")
+    groups = [sorted(g, key=lambda r: r.n_params(convention)) for g in group_by_budget(runs, convention) if len(g) > 1]
+    colours = _colours(len(groups))
+    for group, colour in zip(groups, colours):
+        compute = group[0].flop_budget or float(np.exp(np.mean(np.log([r.flops(convention) for r in group]))))
+        profiles.plot([r.n_params(convention) for r in group], [r.final_val_loss for r in group], "o", color=colour,
+                      ms=4, label=f"C = {compute:.2g}")
+    for parabola, colour in zip(isoflop.parabolas if isoflop else [], colours):
+        grid = np.geomspace(min(parabola.n_params), max(parabola.n_params), 100)
+        profiles.plot(grid, parabola(grid), color=colour, lw=1)
+        profiles.scatter([parabola.n_opt], [parabola.loss_opt], marker="*", s=120, color=colour, zorder=4)
+    profiles.set(xscale="log", xlabel="parameters N", ylabel="final loss (nats/token)", title="IsoFLOP profiles")
+    if groups:
+        profiles.legend(fontsize=7)
+
+    budgets = [r.flops(convention) for r in runs]
+    grid = np.geomspace(min(budgets) / 2, max(budgets) * 4, 100)
+    for estimate, colour in zip(comparison.estimates, ("C0", "C1", "C2")):
+        fit = fits.get(estimate.approach)
+        if fit is None:
+            continue
+        interval = f" [{estimate.interval[0]:.3f}, {estimate.interval[1]:.3f}]" if estimate.interval else ""
+        label = f"{estimate.approach.replace('_', ' ').capitalize()}: a = {estimate.a:.3f}{interval}"
+        if estimate.approach == "approach_3":
+            frontier.plot(grid, [fit.law.compute_optimal(c).n_params for c in grid], color=colour, label=label)
+        else:
+            frontier.plot(grid, fit.n_law(grid), color=colour, label=label)
+    if isoflop is not None:
+        interior = [p for p in isoflop.parabolas if p.interior]
+        frontier.scatter([p.compute for p in interior], [p.n_opt for p in interior], marker="*", s=80, color="C1")
+    verdict = {None: "", True: ": intervals overlap", False: ": intervals do not overlap"}[comparison.overlap]
+    frontier.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="compute-optimal N",
+                 title=f"N_opt ~ C^a ({_label(convention)}){verdict}")
+    frontier.legend(fontsize=8)
+    return _save(figure, path)

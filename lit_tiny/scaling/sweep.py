@@ -22,26 +22,31 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Optional
+from textwrap import indent
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
 from lit_tiny.config import Config
 from lit_tiny.files import atomic_write_text
-from lit_tiny.scaling.accounting import CONVENTIONS, count_params, flops_per_token
+from lit_tiny.scaling.accounting import CONVENTIONS, count_params, flops_per_token, get_convention
 from lit_tiny.scaling.analysis import analyze
-from lit_tiny.scaling.ladder import make_ladder
+from lit_tiny.scaling.ladder import ladder_config, make_ladder
+from lit_tiny.scaling.law import ParametricLaw, get_law
+from lit_tiny.scaling.parametric import fit_parametric
 from lit_tiny.scaling.runs import LossCurve, Run, save_runs
 from lit_tiny.training.run_dir import RunDir
 
+PREDICTION_FILE = "prediction.json"
 ConventionName = Literal["kaplan", "chinchilla", "exact", "exact_non_embedding"]
 
 
@@ -60,6 +65,8 @@ class LadderArgs:
         count: ``non_embedding`` (Kaplan's N) or ``total`` (Chinchilla's N) parameters.
         aspect_ratio: Target width / depth.
         tolerance: Largest relative miss of each rung's count (raise it below ~300K parameters).
+        head_size: Dimension per attention head (default: 32 below width 512, 64 from there); 16 gives
+            the finer widths a ladder below ~200K parameters needs.
         vocab_size: Must match the tokenizer of the data.
         block_size: Training sequence length.
     """
@@ -70,6 +77,7 @@ class LadderArgs:
     count: Literal["non_embedding", "total"] = "non_embedding"
     aspect_ratio: float = 32.0
     tolerance: float = 0.03
+    head_size: Optional[int] = None
     vocab_size: int = 32000
     block_size: int = 2048
 
@@ -83,9 +91,14 @@ class PointArgs:
             token count is rounded to a multiple of this.
         micro_batch_size: Sequences per device per forward/backward pass. It changes memory use, not the
             optimisation, and may differ between launches of a sweep.
-        lr: Peak learning rate.
+        lr: Peak learning rate of a model with ``lr_reference_params`` parameters.
+        lr_exponent: The per-size rule: a model of N parameters (counted as ``budget_convention`` counts
+            them) trains with peak ``lr * (lr_reference_params / N) ** lr_exponent``; 0 gives every size ``lr``.
+        lr_reference_params: N at which the peak learning rate is ``lr``.
         warmup_fraction: Warmup as a fraction of each point's steps (at least one step).
         warmup_steps: A fixed warmup in steps instead; every point must train for more steps than this.
+        warmup_tokens_per_param: A warmup of this many tokens per parameter instead (Porian et al. 2024 warm
+            up for N tokens: 1.0), rounded up to whole steps; it must stay below each point's steps.
         evals_per_run: Validations spread evenly over each run (``eval.interval = steps // evals_per_run``);
             they form the loss curves that Chinchilla's Approach 1 reads. The end of a run is always validated.
         eval_max_sequences: Validation sequences per evaluation (default: the base config's, or the script's).
@@ -94,8 +107,11 @@ class PointArgs:
     global_batch_tokens: int = 8192
     micro_batch_size: int = 16
     lr: float = 3e-3
+    lr_exponent: float = 0.0
+    lr_reference_params: float = 1e6
     warmup_fraction: Optional[float] = 0.1
     warmup_steps: Optional[int] = None
+    warmup_tokens_per_param: Optional[float] = None
     evals_per_run: int = 8
     eval_max_sequences: Optional[int] = None
 
@@ -106,7 +122,8 @@ OWN_FLAGS = {
     "devices": "devices", "precision": "precision", "seed": "seed", "train.max_tokens": "tokens or flop_budgets",
     "train.max_steps": "tokens or flop_budgets", "train.global_batch_tokens": "train.global_batch_tokens",
     "train.micro_batch_size": "train.micro_batch_size", "train.lr": "train.lr",
-    "train.warmup_steps": "train.warmup_fraction or train.warmup_steps", "eval.interval": "train.evals_per_run",
+    "train.warmup_steps": "train.warmup_fraction, warmup_steps or warmup_tokens_per_param",
+    "eval.interval": "train.evals_per_run",
     "eval.max_sequences": "train.eval_max_sequences",
 }
 
@@ -152,6 +169,10 @@ def run_sweep(
     overrides: Optional[dict[str, Any]] = None,
     conventions: Optional[list[ConventionName]] = None,
     n_bootstrap: int = 100,
+    planning_law: Optional[Union[str, dict[str, float]]] = None,
+    sizes_per_budget: Optional[int] = None,
+    bracket: int = 2,
+    holdout_budget: Optional[float] = None,
     keep_going: bool = False,
     verbose: bool = False,
     dry_run: bool = False,
@@ -178,7 +199,19 @@ def run_sweep(
         overrides: Further flags for every point, e.g. ``{"train.min_lr": 3e-4, "data.demo_dir": "data/demo"}``
             (nested mappings are flattened to dotted names).
         conventions: Counting conventions to fit under (default: chinchilla and kaplan).
-        n_bootstrap: Bootstrap resamples for the Approach 3 intervals (0 skips them).
+        n_bootstrap: Bootstrap resamples for the intervals on every approach's exponent (0 skips them).
+        planning_law: The law the planner trusts before anything is trained: a preset of
+            ``lit_tiny.scaling.LAW_PRESETS`` or ``{E: ..., A: ..., B: ..., alpha: ..., beta: ...}`` (e.g. fitted
+            on a pilot sweep), N counted as ``budget_convention``. Every IsoFLOP budget must then bracket the
+            law's compute-optimal size with ``bracket`` sizes on each side: a ``ladder`` is widened (rungs
+            added at its own spacing) until it does, explicit ``models`` that cannot are refused.
+        sizes_per_budget: Train each budget on this many sizes, those nearest its predicted compute-optimal
+            size (needs ``planning_law``; default: every size on every budget).
+        bracket: Sizes needed on each side of each budget's predicted optimum.
+        holdout_budget: A budget above every ``flop_budgets`` entry, held out of the fits: once the grid is
+            trained, Approach 3 fitted on it predicts the compute-optimal size and its loss at this budget
+            (``prediction.json``, written before training), then a model of the predicted size is trained on
+            the budget and the measured loss is compared with the prediction (needs a 6ND budget_convention).
         keep_going: Carry on with the other points when one fails (the sweep still exits with an error).
         verbose: Stream each run's output to the console as well as to its train.log.
         dry_run: Print the plan and exit without training.
@@ -198,18 +231,51 @@ def run_sweep(
     if devices < 1 or min_steps < 1 or train.evals_per_run < 1:
         raise SweepError(f"Need devices >= 1, min_steps >= 1 and train.evals_per_run >= 1; got {devices}, "
                          f"{min_steps}, {train.evals_per_run}")
-    if (train.warmup_fraction is None) == (train.warmup_steps is None):
-        raise SweepError("Give exactly one of train.warmup_fraction and train.warmup_steps (set the other to null)")
+    warmups = {"warmup_fraction": train.warmup_fraction, "warmup_steps": train.warmup_steps,
+               "warmup_tokens_per_param": train.warmup_tokens_per_param}
+    if sum(v is not None for v in warmups.values()) != 1:
+        raise SweepError(f"Give exactly one of train.{', train.'.join(warmups)} (set the others to null); got "
+                         f"{ {k: v for k, v in warmups.items() if v is not None} }")
+    if not train.lr > 0 or not train.lr_reference_params > 0:
+        raise SweepError(f"Need train.lr > 0 and train.lr_reference_params > 0, got {train.lr}, "
+                         f"{train.lr_reference_params}")
 
-    configs = model_configs(models or [], ladder)
+    law = None if planning_law is None else planner_law(planning_law, budget_convention)
+    if law is not None and not flop_budgets:
+        raise SweepError("planning_law checks IsoFLOP budgets: give flop_budgets")
+    if sizes_per_budget is not None and (law is None or sizes_per_budget < 3):
+        raise SweepError(f"sizes_per_budget (got {sizes_per_budget}) needs a planning_law and at least 3 sizes")
+    if holdout_budget is not None:
+        if not flop_budgets or not holdout_budget > max(flop_budgets):
+            raise SweepError(f"holdout_budget {holdout_budget:g} must exceed every flop_budgets entry {flop_budgets}")
+        if budget_convention not in ("kaplan", "chinchilla"):
+            raise SweepError(f"holdout_budget needs a 6ND budget_convention (kaplan or chinchilla), got "
+                             f"{budget_convention!r}: the compute-optimal allocation is solved under C = 6ND")
     common = {
         "global_batch_tokens": train.global_batch_tokens, "lr": train.lr, "seed": seed, "precision": precision,
         "eval_max_sequences": train.eval_max_sequences, "overrides": flags,
         "base_config": yaml.safe_load(base_config.read_text()) if base_config is not None else None,
     }
-    points, skipped = plan_points(configs, tokens or [], flop_budgets or [], budget_convention, min_steps,
-                                  min_tokens_per_param, max_tokens_per_param, train, common, sweep_dir)
-    print_plan(points, skipped, budget_convention)
+
+    def plan(ladder: Optional[LadderArgs]) -> tuple[list[Config], list[Point], list[str]]:
+        configs = model_configs(models or [], ladder)
+        points, skipped = plan_points(configs, tokens or [], flop_budgets or [], budget_convention, min_steps,
+                                      min_tokens_per_param, max_tokens_per_param, train, common, sweep_dir, law,
+                                      sizes_per_budget)
+        return configs, points, skipped
+
+    configs, points, skipped = plan(ladder)
+    if law is not None:
+        for _ in range(MAX_WIDENINGS):
+            gaps = bracket_gaps(points, configs, flop_budgets, law, budget_convention, bracket)
+            if not any(any(gap) for gap in gaps.values()):
+                break
+            ladder = widen_ladder(ladder, gaps, law)
+            configs, points, skipped = plan(ladder)
+        else:
+            raise SweepError(f"The ladder still cannot bracket the predicted optima after {MAX_WIDENINGS} widenings; "
+                             "check planning_law and the flop_budgets")
+    print_plan(points, skipped, budget_convention, law)
     if dry_run:
         return
     if not points:
@@ -236,6 +302,17 @@ def run_sweep(
     finished = [p for p in points if p.final_val_loss is not None]
     print_table(points, budget_convention)
     fitted, broken = write_results(finished, sweep_dir, conventions, n_bootstrap)
+    if holdout_budget is not None and not failed:
+        point = holdout_point(finished, holdout_budget, budget_convention, ladder, train, common, sweep_dir,
+                              n_bootstrap)
+        check_settings([point])
+        point.config.save(point.model_file)
+        command = point_command(point, script, base_config, devices, precision, seed, train, flags)
+        run_point(point, f"[held out] {point.name}", command, script, verbose)
+        if point.status.startswith("failed"):
+            raise SweepError(f"The held-out point {point.name} {point.status}; see {point.run_dir / 'train.log'}. "
+                             "Run the same command again: it resumes, and the prediction made before it is kept.")
+        record_measurement(point, sweep_dir)
     if failed:
         raise SweepError(f"{len(failed)} point(s) failed: {', '.join(p.name for p in failed)}. Their logs are in "
                          f"{sweep_dir / 'runs'}; run the same command again to retry them.")
@@ -263,7 +340,8 @@ def model_configs(models: list[str], ladder: Optional[LadderArgs]) -> list[Confi
         try:
             configs += make_ladder(ladder.smallest, ladder.largest, ladder.n_models, count=ladder.count,
                                    aspect_ratio=ladder.aspect_ratio, tolerance=ladder.tolerance,
-                                   vocab_size=ladder.vocab_size, block_size=ladder.block_size)
+                                   head_size=ladder.head_size, vocab_size=ladder.vocab_size,
+                                   block_size=ladder.block_size)
         except ValueError as err:
             raise SweepError(f"ladder: {err}") from err
     if not configs:
@@ -280,8 +358,12 @@ def model_configs(models: list[str], ladder: Optional[LadderArgs]) -> list[Confi
 
 def plan_points(configs: list[Config], tokens: list[float], budgets: list[float], convention: str, min_steps: int,
                 min_tokens_per_param: Optional[float], max_tokens_per_param: Optional[float], train: PointArgs,
-                common: dict[str, Any], sweep_dir: Path) -> tuple[list[Point], list[str]]:
-    """Points of the explicit (``tokens``) or IsoFLOP (``budgets``) grid, and why others were skipped."""
+                common: dict[str, Any], sweep_dir: Path, law: Optional[ParametricLaw] = None,
+                sizes_per_budget: Optional[int] = None) -> tuple[list[Point], list[str]]:
+    """Points of the explicit (``tokens``) or IsoFLOP (``budgets``) grid, and why others were skipped.
+
+    With a planning ``law`` and ``sizes_per_budget``, each budget keeps the sizes nearest (in log N) the
+    law's compute-optimal size for it, as Chinchilla centred each IsoFLOP profile on its expected optimum."""
     if bool(tokens) == bool(budgets):
         raise SweepError("Give either tokens (an explicit grid of models x token counts) or flop_budgets "
                          "(an IsoFLOP grid), not both or neither")
@@ -292,40 +374,190 @@ def plan_points(configs: list[Config], tokens: list[float], budgets: list[float]
         raise SweepError(f"{'tokens' if tokens else 'flop_budgets'} repeat a value: {values}")
     points, skipped = [], []
     for value in sorted(values):
+        group = []
         for config in configs:
-            wanted = value if tokens else value / flops_per_token(config, convention)
-            steps = max(1, round(wanted / train.global_batch_tokens))
-            label = f"D{short(value)}" if tokens else f"C{short(value)}"
-            name = f"{label}-{config.name}"
-            n_tokens = steps * train.global_batch_tokens
-            ratio = n_tokens / count_params(config, convention)
-            if steps < min_steps:
-                skipped.append(f"{name}: {steps} steps of {train.global_batch_tokens:,} tokens < min_steps {min_steps}")
-                continue
-            if min_tokens_per_param is not None and ratio < min_tokens_per_param:
-                skipped.append(f"{name}: {ratio:.3g} tokens/param < min_tokens_per_param {min_tokens_per_param:g}")
-                continue
-            if max_tokens_per_param is not None and ratio > max_tokens_per_param:
-                skipped.append(f"{name}: {ratio:.3g} tokens/param > max_tokens_per_param {max_tokens_per_param:g}")
-                continue
-            warmup = max(1, round(train.warmup_fraction * steps)) if train.warmup_steps is None else train.warmup_steps
-            if warmup >= steps:
-                raise SweepError(f"{name}: train.warmup_steps={warmup} is not below its {steps} steps; "
-                                 "lower it or use train.warmup_fraction")
-            settings = {
-                "model": asdict(config), "tokens": n_tokens, "steps": steps,
-                "flop_budget": None if tokens else value, "budget_convention": None if tokens else convention,
-                "warmup_steps": warmup, "eval_interval": max(1, steps // train.evals_per_run), **common,
-            }
-            points.append(Point(name, config, sweep_dir / "models" / f"{config.name}.yaml", steps, n_tokens,
-                                None if tokens else value, json.loads(json.dumps(settings, default=str)),
-                                sweep_dir / "runs" / name))
+            point = make_point(config, None if tokens else value, value if tokens else None, convention, train,
+                               common, sweep_dir)
+            ratio = point.tokens / count_params(config, convention)
+            if point.steps < min_steps:
+                skipped.append(f"{point.name}: {point.steps} steps of {train.global_batch_tokens:,} tokens < "
+                               f"min_steps {min_steps}")
+            elif min_tokens_per_param is not None and ratio < min_tokens_per_param:
+                skipped.append(f"{point.name}: {ratio:.3g} tokens/param < min_tokens_per_param {min_tokens_per_param:g}")
+            elif max_tokens_per_param is not None and ratio > max_tokens_per_param:
+                skipped.append(f"{point.name}: {ratio:.3g} tokens/param > max_tokens_per_param {max_tokens_per_param:g}")
+            else:
+                check_warmup(point)
+                group.append(point)
+        if budgets and law is not None and sizes_per_budget is not None and len(group) > sizes_per_budget:
+            centre = math.log(law.compute_optimal(value).n_params)
+            nearest = sorted(group, key=lambda p: abs(math.log(count_params(p.config, convention)) - centre))
+            group = sorted(nearest[:sizes_per_budget], key=lambda p: p.config.num_params())
+        points += group
     if budgets:
         for budget in sorted(budgets):
             sizes = sum(p.flop_budget == budget for p in points)
             if 0 < sizes < 3:
                 skipped.append(f"C{short(budget)}: only {sizes} model size(s) left; an IsoFLOP parabola needs 3")
     return points, skipped
+
+
+def check_warmup(point: Point) -> None:
+    if point.settings["warmup_steps"] >= point.steps:
+        raise SweepError(f"{point.name}: a warmup of {point.settings['warmup_steps']} steps is not below its "
+                         f"{point.steps} steps; lower train.warmup_steps, warmup_fraction or warmup_tokens_per_param")
+
+
+def make_point(config: Config, budget: Optional[float], tokens: Optional[float], convention: str, train: PointArgs,
+               common: dict[str, Any], sweep_dir: Path, label: Optional[str] = None) -> Point:
+    """The run of ``config`` on ``budget`` FLOPs (counted as ``convention``) or on ``tokens`` tokens, in whole
+    steps, with its learning rate and warmup from the per-size rule of ``train``."""
+    wanted = tokens if budget is None else budget / flops_per_token(config, convention)
+    steps = max(1, round(wanted / train.global_batch_tokens))
+    name = f"{label or (f'D{short(tokens)}' if budget is None else f'C{short(budget)}')}-{config.name}"
+    n_tokens = steps * train.global_batch_tokens
+    n_params = count_params(config, convention)
+    if train.warmup_steps is not None:
+        warmup = train.warmup_steps
+    elif train.warmup_fraction is not None:
+        warmup = max(1, round(train.warmup_fraction * steps))
+    else:
+        warmup = max(1, math.ceil(train.warmup_tokens_per_param * n_params / train.global_batch_tokens))
+    settings = {
+        "model": asdict(config), "tokens": n_tokens, "steps": steps, "flop_budget": budget,
+        "budget_convention": None if budget is None else convention, "warmup_steps": warmup,
+        "eval_interval": max(1, steps // train.evals_per_run), **common,
+        "lr": train.lr * (train.lr_reference_params / n_params) ** train.lr_exponent,
+    }
+    return Point(name, config, sweep_dir / "models" / f"{config.name}.yaml", steps, n_tokens, budget,
+                 json.loads(json.dumps(settings, default=str)), sweep_dir / "runs" / name)
+
+
+# ------------------------------------------------------------------------------------------------ the planner
+
+MAX_WIDENINGS = 8
+
+
+def planner_law(law: Union[str, dict[str, float]], convention: str) -> ParametricLaw:
+    """The planning law from a preset name or its five constants (N counted as ``convention``)."""
+    if get_convention(convention).flops != "6ND":
+        raise SweepError(f"planning_law needs a 6ND budget_convention (kaplan or chinchilla), got {convention!r}")
+    if isinstance(law, str):
+        try:
+            return get_law(law)
+        except ValueError as err:
+            raise SweepError(f"planning_law: {err}") from err
+    try:
+        return ParametricLaw(**law, convention=convention, name="planning")
+    except (TypeError, ValueError) as err:
+        raise SweepError(f"planning_law: give a preset name or exactly E, A, B, alpha and beta ({err})") from err
+
+
+def bracket_gaps(points: list[Point], configs: list[Config], budgets: list[float], law: ParametricLaw,
+                 convention: str, bracket: int) -> dict[float, tuple[int, int]]:
+    """Per budget, how many more sizes it needs below and above the law's compute-optimal size. A shortfall
+    the ladder cannot fix (the sizes exist but were skipped: min_steps or the tokens-per-parameter limits)
+    is refused here with the reason."""
+    every = sorted({count_params(c, convention) for c in configs})
+    gaps = {}
+    for budget in sorted(budgets):
+        n_opt = law.compute_optimal(budget).n_params
+        sizes = sorted(count_params(p.config, convention) for p in points if p.flop_budget == budget)
+        if not sizes:
+            raise SweepError(f"C{short(budget)}: every size is skipped (see the plan's skipped lines); lower "
+                             "min_steps, relax the tokens-per-parameter limits, or change the budget")
+        below, above = sum(n < n_opt for n in sizes), sum(n > n_opt for n in sizes)
+        for side, count, edge in (("below", below, every[0]), ("above", above, every[-1])):
+            if count < bracket and edge not in sizes and (edge < n_opt) == (side == "below"):
+                raise SweepError(
+                    f"C{short(budget)}: the planning law's compute-optimal size N = {n_opt:.3g} has {count} trained "
+                    f"size(s) {side} it ({bracket} needed), but the sizes there are skipped (see the plan's skipped "
+                    "lines): lower min_steps, relax the tokens-per-parameter limits, or change the budget")
+        gaps[budget] = (max(0, bracket - below), max(0, bracket - above))
+    return gaps
+
+
+def widen_ladder(ladder: Optional[LadderArgs], gaps: dict[float, tuple[int, int]], law: ParametricLaw) -> LadderArgs:
+    """The ladder with rungs added at its own log spacing on the side(s) some budget needs; without a ladder,
+    a refusal that names the sizes needed."""
+    short_of = {b: g for b, g in gaps.items() if any(g)}
+    if ladder is None:
+        lines = [f"C{short(b)}: N_opt = {law.compute_optimal(b).n_params:.3g}, {below} more size(s) below and "
+                 f"{above} above needed" for b, (below, above) in short_of.items()]
+        raise SweepError("The models cannot bracket the planning law's compute-optimal sizes:\n  " + "\n  ".join(lines)
+                         + "\nAdd models on those sides, or give a ladder (the planner widens it).")
+    ratio = (ladder.largest / ladder.smallest) ** (1 / (ladder.n_models - 1))
+    below = max(g[0] for g in short_of.values())
+    above = max(g[1] for g in short_of.values())
+    widened = replace(ladder, smallest=ladder.smallest / ratio**below, largest=ladder.largest * ratio**above,
+                      n_models=ladder.n_models + below + above)
+    print(f"Planner: the {law.name} law puts compute-optimal sizes outside the ladder ("
+          + ", ".join(f"C{short(b)}: N_opt = {law.compute_optimal(b).n_params:.3g}" for b in short_of)
+          + f"); widened it to {widened.n_models} rungs from {widened.smallest:.3g} to {widened.largest:.3g}")
+    return widened
+
+
+# ------------------------------------------------------------------------------------------------ held-out budget
+
+
+def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Optional[LadderArgs], train: PointArgs,
+                  common: dict[str, Any], sweep_dir: Path, n_bootstrap: int) -> Point:
+    """The held-out budget's point. Its prediction (``prediction.json``) is made here from the grid's runs
+    alone, before the point trains, and kept across relaunches (a changed grid is refused)."""
+    path = sweep_dir / PREDICTION_FILE
+    fitted_on = sorted(p.name for p in grid)
+    if path.is_file():
+        prediction = json.loads(path.read_text())
+        if prediction["fitted_on"] != fitted_on or prediction["budget"] != budget:
+            raise SweepError(f"{path} was made from other grid points or for another budget than this sweep's; "
+                             "delete it (and runs/holdout-*) to predict again")
+        config = Config(**prediction["model"])
+    else:
+        runs = [collect_run(p) for p in grid]
+        try:
+            fit = fit_parametric(runs, convention, n_bootstrap=n_bootstrap)
+        except ValueError as err:
+            raise SweepError(f"Cannot predict the held-out budget: Approach 3 failed on the grid ({err})") from err
+        optimum = fit.law.compute_optimal(budget)
+        first = grid[0].config
+        shape = ladder or LadderArgs(smallest=1, largest=2, n_models=2)
+        try:
+            config = ladder_config(optimum.n_params, count="total" if get_convention(convention).params == "total"
+                                   else "non_embedding", aspect_ratio=shape.aspect_ratio,
+                                   tolerance=max(shape.tolerance, 0.05), head_size=shape.head_size,
+                                   vocab_size=first.vocab_size,
+                                   block_size=first.block_size, name=f"holdout_{short(optimum.n_params)}")
+        except ValueError as err:
+            raise SweepError(f"No model shape for the predicted N_opt = {optimum.n_params:.4g}: {err}") from err
+        point = make_point(config, budget, None, convention, train, common, sweep_dir, label="holdout")
+        n_params = count_params(config, convention)
+        prediction = {
+            "budget": budget, "convention": convention, "fitted_on": fitted_on,
+            "approach_3": fit.to_dict(),
+            "compute_optimal": {"n_params": optimum.n_params, "tokens": optimum.tokens, "loss": optimum.loss},
+            "model": asdict(config), "n_params": n_params, "tokens": point.tokens,
+            "predicted_loss": float(fit.law.loss(n_params, point.tokens)),
+        }
+        atomic_write_text(path, json.dumps(prediction, indent=2) + "\n")
+        print(f"\nPrediction for the held-out budget C = {budget:.3g} (Approach 3 on {len(grid)} runs, written to "
+              f"{path} before training): N_opt = {optimum.n_params:.4g}, D_opt = {optimum.tokens:.4g}, loss "
+              f"{optimum.loss:.4f}; trained as {config.name} (N = {n_params:,}) on {point.tokens:,} tokens: "
+              f"predicted loss {prediction['predicted_loss']:.4f}")
+    point = make_point(config, budget, None, convention, train, common, sweep_dir, label="holdout")
+    check_warmup(point)
+    return point
+
+
+def record_measurement(point: Point, sweep_dir: Path) -> None:
+    """Add the held-out point's measured loss and the relative error of the prediction to prediction.json."""
+    path = sweep_dir / PREDICTION_FILE
+    prediction = json.loads(path.read_text())
+    predicted, measured = prediction["predicted_loss"], point.final_val_loss
+    prediction["measured"] = {"point": point.name, "final_val_loss": measured, "wall_time_s": point.wall_time_s,
+                              "relative_error": (predicted - measured) / measured}
+    atomic_write_text(path, json.dumps(prediction, indent=2) + "\n")
+    print(f"Held-out budget C = {prediction['budget']:.3g}: predicted loss {predicted:.4f}, measured "
+          f"{measured:.4f}, relative error {100 * (predicted - measured) / measured:+.2f}% ({path})")
 
 
 def check_settings(points: list[Point]) -> None:
@@ -404,7 +636,7 @@ def point_command(point: Point, script: Path, base_config: Optional[Path], devic
         "--model", str(point.model_file), "--out_dir", str(point.run_dir), "--devices", str(devices),
         "--seed", str(seed), "--train.max_tokens", str(point.tokens), "--train.max_steps", str(point.steps),
         "--train.global_batch_tokens", str(train.global_batch_tokens),
-        "--train.micro_batch_size", str(train.micro_batch_size), "--train.lr", str(train.lr),
+        "--train.micro_batch_size", str(train.micro_batch_size), "--train.lr", str(point.settings["lr"]),
         "--train.warmup_steps", str(point.settings["warmup_steps"]),
         "--eval.interval", str(point.settings["eval_interval"]),
     ]
@@ -485,6 +717,7 @@ def write_results(points: list[Point], sweep_dir: Path, conventions: list[str],
             print(f"  {name}: {describe_fit(fit)}")
         for name, reason in report.skipped.items():
             print(f"  {name}: skipped: {reason}")
+        print("\n  The exponent a of N_opt ~ C^a from each approach:\n" + indent(report.comparison.table(), "  "))
         for path in report.files:
             print(f"  wrote {path}")
         fitted = fitted or bool(report.fits)
@@ -515,10 +748,16 @@ def describe_fit(fit: Any) -> str:
 # ------------------------------------------------------------------------------------------------ printing
 
 
-def print_plan(points: list[Point], skipped: list[str], convention: str) -> None:
+def print_plan(points: list[Point], skipped: list[str], convention: str, law: Optional[ParametricLaw]) -> None:
     total = sum(p.config.flops_per_token() * p.tokens for p in points)
     print(f"Sweep plan: {len(points)} points, {total:.3g} training FLOPs in all (exact count)")
     print(table(points, convention, with_results=False))
+    for budget in sorted({p.flop_budget for p in points if p.flop_budget is not None} if law else []):
+        sizes = [count_params(p.config, convention) for p in points if p.flop_budget == budget]
+        n_opt = law.compute_optimal(budget).n_params
+        print(f"  C{short(budget)}: the {law.name} law's compute-optimal N = {n_opt:.3g}; trained sizes "
+              f"{min(sizes):.3g} to {max(sizes):.3g}, {sum(n < n_opt for n in sizes)} below and "
+              f"{sum(n > n_opt for n in sizes)} above")
     for reason in skipped:
         print(f"  skipped {reason}")
     print(flush=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from lit_tiny.data.demo import DemoCorpus
 from lit_tiny.data.sources import DEFAULT_TRAIN_DIRS, DEFAULT_VAL_DIRS, TINYLLAMA_WEIGHTS
 
 
@@ -92,7 +93,10 @@ class DataArgs:
         tokenizer_dir: Folder with the tokenizer the data was prepared with, copied into consolidated
             checkpoints. Default: the tokenizer recorded in the first training folder's prepare_summary.json.
         demo_dir: Train on the built-in demo corpus instead (built here on first use from the Python
-            standard library); replaces the four fields above.
+            standard library); replaces train_dirs, val_dirs and tokenizer_dir (``weights`` then mix its
+            English and code).
+        demo_vocab_size: Tokens of the demo corpus's tokenizer (the model's vocab_size must hold them).
+        demo_code_bytes: Bytes of standard-library code in the demo corpus (up to about 30 MB with its tests).
         num_workers: Dataloader worker processes per device.
     """
 
@@ -101,4 +105,10 @@ class DataArgs:
     val_dirs: list[Path] = field(default_factory=lambda: list(DEFAULT_VAL_DIRS))
     tokenizer_dir: Optional[Path] = None
     demo_dir: Optional[Path] = None
+    demo_vocab_size: int = 4096
+    demo_code_bytes: int = 4_000_000
     num_workers: int = 2
+
+    def demo(self) -> Optional[DemoCorpus]:
+        """The demo corpus these settings ask for, if any."""
+        return None if self.demo_dir is None else DemoCorpus(self.demo_dir, self.demo_vocab_size, self.demo_code_bytes)

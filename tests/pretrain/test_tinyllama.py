@@ -90,11 +90,11 @@ def test_every_pretrain_config_parses_and_plans(script_module, monkeypatch, name
         run(script_module.setup, ["--config", str(REPO_ROOT / "configs" / name), "--resume", "auto", "--out_dir",
                                   "/nonexistent"])
     assert seen["devices"] >= 1 and seen["precision"] in ("32-true", "bf16-mixed", "bf16-true")
-    train_dirs, weights, demo_dir = seen["data"][0], seen["data"][1], seen["data"][5]
-    if demo_dir is not None:  # the demo corpus brings its own two sources, mixed as TinyLlama mixes
-        assert name == "demo_cpu.yaml" and Path(demo_dir) == Path("data/demo")
-    else:
-        assert len(train_dirs) == len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    train_dirs, weights, demo = seen["data"][0], seen["data"][1], seen["data"][5]
+    if demo is not None:  # the demo corpus brings its own two sources, mixed as TinyLlama mixes
+        assert name == "demo_cpu.yaml" and demo.folder == Path("data/demo") and demo.vocab_size == 4096
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    assert demo is not None or len(train_dirs) == 2
 
 
 def test_bad_configs_fail_before_training(script_module, corpus, tmp_path):

@@ -243,7 +243,7 @@ def test_bad_input_gives_clear_errors(stub, tmp_path):
         sweep.run_sweep(**{**base, "models": ["ladder_99"]})
     with pytest.raises(SweepError, match="Model names must be unique"):
         sweep.run_sweep(**{**base, "models": ["ladder_0", "ladder_0"]})
-    with pytest.raises(SweepError, match="warmup_steps=200 is not below its 98 steps"):
+    with pytest.raises(SweepError, match="a warmup of 200 steps is not below its 98 steps"):
         sweep.run_sweep(**base, train=sweep.PointArgs(global_batch_tokens=4096, warmup_fraction=None,
                                                                warmup_steps=200))
     with pytest.raises(SweepError, match="Every point of the grid was skipped"):
@@ -341,3 +341,111 @@ def test_end_to_end_with_the_real_pretraining_script(corpus, tmp_path, capsys): 
         assert summary["step"] == steps and run.final_val_loss == summary["final_val_loss"]
         assert run.curve.tokens == tuple(512.0 * s for s in range(steps // 4, steps + 1, steps // 4))
         assert run.curve.loss[-1] == run.final_val_loss
+
+
+# ------------------------------------------------------------------------------------------------ the planner
+
+STUB_LADDER = sweep.LadderArgs(smallest=1e6, largest=2e6, n_models=3, count="total", tolerance=0.2, vocab_size=4096,
+                               block_size=512)
+
+
+def planned_sides(out: str) -> dict[str, tuple[int, int]]:
+    """Budget -> (sizes below, sizes above) the planning law's optimum, from the printed plan."""
+    return {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"  (C\S+): the .* law's compute-optimal N = .*, "
+                                                               r"(\d+) below and (\d+) above", out)}
+
+
+def test_the_planner_widens_a_ladder_that_cannot_bracket_the_predicted_optimum(stub, tmp_path, capsys):
+    # The stub law's optimum is N = 1.0M at 3e14 FLOPs and 2.1M at 1.2e15: three rungs from 1M to 2M bracket neither.
+    sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, ladder=STUB_LADDER, flop_budgets=[3e14, 1.2e15],
+                    planning_law=LAW, sizes_per_budget=5, train=sweep.PointArgs(global_batch_tokens=4096),
+                    dry_run=True)
+    out = capsys.readouterr().out
+    assert "Planner: the planning law puts compute-optimal sizes outside the ladder" in out
+    assert "widened it to 7 rungs" in out
+    sides = planned_sides(out)
+    assert set(sides) == {"C3e14", "C1.2e15"}
+    for below, above in sides.values():
+        assert below >= 2 and above >= 2 and below + above == 5
+    assert not invocations(tmp_path)
+
+
+def test_the_planner_refuses_models_that_cannot_bracket_it(stub, tmp_path):
+    with pytest.raises(sweep.SweepError, match=r"(?s)cannot bracket.*C1.2e15: N_opt = 2.0\dM?e\+06|cannot bracket"):
+        sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, models=["ladder_0", "ladder_1", "ladder_2"],
+                        flop_budgets=[3e14, 1.2e15], planning_law=LAW, train=sweep.PointArgs(global_batch_tokens=4096))
+    # 47 tokens per parameter at the optimum: the sizes above it train on fewer than 40, and are skipped.
+    with pytest.raises(sweep.SweepError, match="size\\(s\\) above it .* but the sizes there are skipped"):
+        sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, ladder=STUB_LADDER, flop_budgets=[3e14],
+                        planning_law=LAW, min_tokens_per_param=40, train=sweep.PointArgs(global_batch_tokens=4096))
+    with pytest.raises(sweep.SweepError, match="sizes_per_budget .* needs a planning_law"):
+        sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, ladder=STUB_LADDER, flop_budgets=[3e14],
+                        sizes_per_budget=5)
+    with pytest.raises(sweep.SweepError, match="holdout_budget 1e\\+14 must exceed every flop_budgets entry"):
+        sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, ladder=STUB_LADDER, flop_budgets=[3e14],
+                        holdout_budget=1e14)
+    assert not invocations(tmp_path)
+
+
+def test_learning_rate_and_warmup_follow_the_per_size_rule(stub, tmp_path):
+    train = sweep.PointArgs(global_batch_tokens=4096, lr=1e-3, lr_exponent=0.5, lr_reference_params=1e6,
+                            warmup_fraction=None, warmup_tokens_per_param=2.0)
+    sweep.run_sweep(sweep_dir=tmp_path / "sweep", script=stub, models=["ladder_0", "ladder_2"], tokens=[4e6, 8e6, 1.6e7],
+                    budget_convention="chinchilla", train=train, n_bootstrap=0, conventions=["chinchilla"])
+    calls = {c["point"]: c["argv"] for c in invocations(tmp_path)}
+    for name in ("ladder_0", "ladder_2"):
+        n = Config.from_name(name).num_params()
+        argv = calls[f"D4e6-{name}"]
+        assert float(flag(argv, "--train.lr")) == pytest.approx(1e-3 * (1e6 / n) ** 0.5)
+        assert int(flag(argv, "--train.warmup_steps")) == -(-2 * n // 4096)
+
+
+def test_held_out_budget_is_predicted_before_it_is_trained(stub, tmp_path, capsys, monkeypatch):
+    """The whole toy recipe on the stub law: planned around the law, three fitted budgets, the prediction for
+    the held-out one written before its run, then measured; all three approaches with bootstrap intervals."""
+    sweep_dir = tmp_path / "sweep"
+    launches = []
+
+    def holdout_launch(command, log_path, verbose):
+        if "holdout" in str(log_path):  # the prediction is on disk before the held-out point starts
+            launches.append(json.loads((sweep_dir / "prediction.json").read_text()))
+        return launch(command, log_path, verbose)
+
+    launch = sweep.launch
+    monkeypatch.setattr(sweep, "launch", holdout_launch)
+    ladder = sweep.LadderArgs(smallest=8e5, largest=8e6, n_models=7, count="total", tolerance=0.2, vocab_size=4096,
+                              block_size=512)
+    sweep.run_sweep(sweep_dir=sweep_dir, script=stub, ladder=ladder, flop_budgets=[6e14, 1.2e15, 2.4e15],
+                    holdout_budget=9.6e15, planning_law=LAW, sizes_per_budget=5,
+                    train=sweep.PointArgs(global_batch_tokens=4096, evals_per_run=6), conventions=["chinchilla"],
+                    n_bootstrap=20)
+    out = capsys.readouterr().out
+    assert len(launches) == 1 and "measured" not in launches[0]
+    prediction = json.loads((sweep_dir / "prediction.json").read_text())
+    assert len(prediction["fitted_on"]) == 15 and not any("holdout" in p for p in prediction["fitted_on"])
+    assert prediction["approach_3"]["alpha"] == pytest.approx(LAW["alpha"], rel=0.05)
+    n, d = prediction["n_params"], prediction["tokens"]
+    truth = LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
+    assert prediction["measured"]["final_val_loss"] == pytest.approx(truth)
+    assert abs(prediction["measured"]["relative_error"]) < 0.005
+    assert f"relative error {100 * prediction['measured']['relative_error']:+.2f}%" in out
+    assert len(load_runs(sweep_dir / "runs.jsonl")) == 15  # the held-out run is not in the fitted table
+
+    comparison = json.loads((sweep_dir / "scaling" / "approaches_chinchilla.json").read_text())
+    a_true = LAW["beta"] / (LAW["alpha"] + LAW["beta"])
+    for estimate in comparison["estimates"]:
+        low, high = estimate["interval"]
+        assert low - 1e-9 <= estimate["a"] <= high + 1e-9 and estimate["a"] == pytest.approx(a_true, abs=0.08), estimate
+    assert comparison["intervals_overlap"] is True and "intervals overlap: yes" in out
+    assert (sweep_dir / "scaling" / "approaches_chinchilla.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader((sweep_dir / "scaling" / "approaches_chinchilla.csv").open()))
+    assert [r["approach"] for r in rows] == ["approach_1", "approach_2", "approach_3"]
+
+    # Relaunched, the sweep trains nothing and keeps the prediction made before the held-out run.
+    before = (sweep_dir / "prediction.json").read_text()
+    sweep.run_sweep(sweep_dir=sweep_dir, script=stub, ladder=ladder, flop_budgets=[6e14, 1.2e15, 2.4e15],
+                    holdout_budget=9.6e15, planning_law=LAW, sizes_per_budget=5,
+                    train=sweep.PointArgs(global_batch_tokens=4096, evals_per_run=6), conventions=["chinchilla"],
+                    n_bootstrap=0)
+    assert len(launches) == 1
+    assert json.loads((sweep_dir / "prediction.json").read_text())["approach_3"] == json.loads(before)["approach_3"]
