@@ -45,7 +45,7 @@ def read_table(path: str | Path, columns: dict[str, str] | None = None) -> dict[
     if not rows:
         raise ValueError(f"{path} has no runs")
     first = rows[0][1]
-    if "n_params_total" in first and "final_val_loss" in first:  # written by save_runs
+    if path.suffix == ".jsonl" and "n_params_total" in first and "final_val_loss" in first:  # from save_runs
         if columns:
             raise ValueError(f"{path} is a lit_tiny run table (save_runs); --columns applies only to other tables")
         return {line: _checked(path, line, lambda row=row: Run.from_dict(row)) for line, row in rows}
@@ -69,8 +69,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             row = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{line}: not JSON ({err})") from err
-        if not isinstance(row, dict):  # bad data, not a bad argument: a ValueError, which the CLI prints in one line
-            raise ValueError(f"{path}:{line}: expected a JSON object with the run's columns, got {text[:60]}")  # noqa: TRY004
+        if not isinstance(row, dict):  # bad data, so a ValueError: the CLI prints those in one line
+            raise ValueError(f"{path}:{line}: expected a JSON object of columns, got {text[:50]}")  # noqa: TRY004
         yield line, row
 
 

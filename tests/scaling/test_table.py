@@ -147,6 +147,11 @@ def test_our_run_table_reads_unchanged(tmp_path):
     assert read_table(path) == dict(zip([1, 2, 3], load_runs(path))) and list(read_table(path).values()) == runs
     with pytest.raises(ValueError, match="is a lit_tiny run table .*--columns applies only to other tables"):
         read_table(path, {"loss": "final_val_loss"})
+    # A sweep's runs.csv (more columns, our names) reads through --columns.
+    header = ["point", "model_name", "n_params_total", "tokens", "flop_budget", "final_val_loss"]
+    rows = [["p", r.model_name, r.n_params_total, r.tokens, r.flop_budget, r.final_val_loss] for r in runs]
+    mapping = {"params": "n_params_total", "loss": "final_val_loss", "budget": "flop_budget", "name": "model_name"}
+    assert list(read_table(write_csv(tmp_path / "runs.csv", header, rows), mapping).values()) == runs
 
 
 def test_external_rows_become_runs(tmp_path):
@@ -183,7 +188,7 @@ def test_external_rows_become_runs(tmp_path):
             ["params", "steps", "loss"],
             [1e8, 2e3, 3.0],
             None,
-            "no 'tokens' column and no 'flops' column .*--columns '{tokens: <column>}' or --columns '{flops: <column>}'",
+            "no 'tokens' column and no 'flops' column .*'{tokens: <column>}' or --columns '{flops: <column>}'",
         ),
         (["params", "tokens", "loss"], [1e8, 2e9, "abc"], None, "t.csv:2: column 'loss': 'abc' is not a number"),
         (
