@@ -4,6 +4,7 @@ compute-optimal calculator, and plots. See tutorials/scaling.md.
 Modules, in reading order:
     accounting  which parameters are N and which FLOPs are C (``Convention``)
     runs        the run table every fit reads (``Run``, ``LossCurve``, JSON Lines I/O)
+    table       anyone's CSV or JSON Lines table of runs, read into ``Run``s
     ladder      Llama shapes for a target parameter count
     kaplan      L(N), L(D), L(N, D) power laws
     law         the parametric law E + A/N^alpha + B/D^beta, presets, calculator
@@ -27,6 +28,7 @@ from lit_tiny.scaling.frontier import (
     FrontierLaw,
     IsoFlopFit,
     IsoFlopParabola,
+    budget_compute,
     fit_envelope,
     fit_frontier,
     fit_isoflop,
@@ -46,6 +48,7 @@ from lit_tiny.scaling.law import LAW_PRESETS, Allocation, Calculation, Parametri
 from lit_tiny.scaling.parametric import CHINCHILLA_GRID, ParametricFit, fit_parametric, fit_parametric_arrays
 from lit_tiny.scaling.plots import plot_frontier, plot_isoflop, plot_loss_vs_compute
 from lit_tiny.scaling.runs import LossCurve, Run, load_runs, save_runs
+from lit_tiny.scaling.table import read_table
 
 __all__ = [
     "CHINCHILLA_GRID",
@@ -66,6 +69,7 @@ __all__ = [
     "Run",
     "ScalingReport",
     "analyze",
+    "budget_compute",
     "calculate",
     "count_params",
     "fit_envelope",
@@ -89,6 +93,7 @@ __all__ = [
     "plot_frontier",
     "plot_isoflop",
     "plot_loss_vs_compute",
+    "read_table",
     "save_json",
     "save_runs",
     "training_flops",

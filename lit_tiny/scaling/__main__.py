@@ -9,10 +9,10 @@ from typing import Literal, Optional
 from lit_tiny.cli import run
 from lit_tiny.config import Config
 from lit_tiny.scaling.accounting import count_params
-from lit_tiny.scaling.analysis import analyze
+from lit_tiny.scaling.analysis import ScalingReport, analyze
 from lit_tiny.scaling.ladder import make_ladder
 from lit_tiny.scaling.law import calculate, get_law
-from lit_tiny.scaling.runs import load_runs
+from lit_tiny.scaling.table import read_table
 
 
 def calc(
@@ -49,24 +49,82 @@ def calc(
 
 
 def fit(
-    runs: Path, out_dir: Path, convention: str = "chinchilla", n_bootstrap: int = 100, n_starts: Optional[int] = 100
+    runs: Path,
+    out_dir: Path,
+    columns: Optional[dict[str, str]] = None,
+    exclude: Optional[list[int]] = None,
+    convention: str = "chinchilla",
+    isoflop_tolerance: float = 0.1,
+    huber_delta: float = 1e-3,
+    n_starts: Optional[int] = 100,
+    n_bootstrap: int = 100,
 ) -> None:
-    """Fit a run table (JSON Lines from ``save_runs``) and write JSON and PNGs into ``out_dir``.
+    """Fit a run table and write fits_<convention>.json and PNGs into ``out_dir``; print the fitted constants.
+
+    The table is a CSV or JSON Lines file (by its extension) with the columns params, tokens and/or flops
+    (C = 6ND), loss, and optionally budget (the IsoFLOP group) and name; or a runs.jsonl from a sweep.
 
     Args:
         runs: The run table.
         out_dir: Output folder.
-        convention: ``kaplan``, ``chinchilla``, ``exact`` or ``exact_non_embedding``.
-        n_bootstrap: Bootstrap resamples for the Approach 3 confidence intervals.
+        columns: Our column names to yours, e.g. ``{params: N, loss: val_loss}``.
+        exclude: File line numbers of rows to leave out (a CSV's header is line 1), e.g. a diverged run.
+        convention: ``kaplan``, ``chinchilla``, ``exact`` or ``exact_non_embedding``: how N and C are counted
+            in a sweep's runs.jsonl. For other tables N is params and C is 6ND under every convention.
+        isoflop_tolerance: Approach 2 without budget labels: a gap in C larger than this factor (0.1 = 10%)
+            between neighbouring runs starts a new IsoFLOP group.
+        huber_delta: Approach 3 Huber threshold on log-loss residuals.
         n_starts: Approach 3 L-BFGS starts (the best-ranked grid points; null: the whole grid of 4500).
+        n_bootstrap: Bootstrap resamples for the Approach 3 confidence intervals.
     """
-    report = analyze(load_runs(runs), out_dir, convention, {"n_bootstrap": n_bootstrap, "n_starts": n_starts})
-    for name in report.fits:
-        print(f"{name}: fitted")
+    table = read_table(runs, columns)
+    unknown = sorted(set(exclude or []) - set(table))
+    if unknown:
+        raise ValueError(
+            f"--exclude {' '.join(map(str, unknown))}: {runs} has no run on that line "
+            f"(its runs are on lines {min(table)} to {max(table)})"
+        )
+    for line in sorted(set(exclude or [])):
+        run = table.pop(line)
+        print(f"excluded line {line}: {run.model_name}, D = {run.tokens:.4g}, loss {run.final_val_loss:.4g}")
+    options = {"huber_delta": huber_delta, "n_starts": n_starts, "n_bootstrap": n_bootstrap}
+    report = analyze(list(table.values()), out_dir, convention, options, isoflop_tolerance)
+    print(f"{report.n_runs} runs of {runs}, {report.convention.name} convention")
+    print(constants_table(report))
     for name, reason in report.skipped.items():
         print(f"{name}: skipped ({reason})")
     for path in report.files:
         print(f"wrote {path}")
+
+
+def constants_table(report: ScalingReport) -> str:
+    """The fitted constants of every fit in ``report``: Chinchilla's three approaches in one table
+    (a and b: N_opt ~ C^a, D_opt ~ C^b), then the Kaplan laws, one line each."""
+    chinchilla = ("a", "b", "E", "A", "B", "alpha", "beta")
+    lines = [f"{'fit':<12}" + "".join(f"{name:>11}" for name in chinchilla)]
+    for name in ("approach_1", "approach_2", "approach_3"):
+        if name in report.fits:
+            data = report.fits[name].to_dict()
+            lines.append(
+                f"{name:<12}" + "".join(f"{data[k]:>11.4g}" if k in data else f"{'-':>11}" for k in chinchilla)
+            )
+    parametric = report.fits.get("approach_3")
+    if parametric is not None and parametric.intervals:
+        lines.append(
+            f"{100 * parametric.confidence:.0f}% intervals of approach_3 ({parametric.n_bootstrap} bootstrap "
+            "resamples): "
+            + ", ".join(f"{k} [{low:.4g}, {high:.4g}]" for k, (low, high) in parametric.intervals.items())
+        )
+    kaplan = {
+        "kaplan_n": ("alpha", "x_c"),
+        "kaplan_d": ("alpha", "x_c"),
+        "kaplan_nd": ("alpha_n", "alpha_d", "n_c", "d_c"),
+    }
+    for name, keys in kaplan.items():
+        if name in report.fits:
+            data = report.fits[name].to_dict()
+            lines.append(f"{name:<12}{data['law']}: " + ", ".join(f"{k} = {data[k]:.4g}" for k in keys))
+    return "\n".join(lines)
 
 
 def ladder(

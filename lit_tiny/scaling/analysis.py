@@ -73,16 +73,17 @@ def analyze(
     out_dir: str | Path,
     convention: str | Convention = "chinchilla",
     parametric_options: dict[str, Any] | None = None,
+    isoflop_tolerance: float = 0.1,
 ) -> ScalingReport:
     """Run the Kaplan fits and Chinchilla Approaches 1-3 on ``runs``; write ``fits_<convention>.json``,
     the side-by-side exponents ``approaches_<convention>.{json,csv,png}`` (``compare_approaches``, with
-    ``parametric_options["n_bootstrap"]`` resamples for every approach) and the plots ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` (when the runs form
-    IsoFLOP groups, with the parabolas when Approach 2 succeeds) and ``frontier_<convention>.png`` (when a
+    ``parametric_options["n_bootstrap"]`` resamples for every approach) and the plots
+    ``loss_vs_compute_<convention>.png``, ``isoflop_<convention>.png`` (when the runs form IsoFLOP groups, with the parabolas when Approach 2 succeeds) and ``frontier_<convention>.png`` (when a
     frontier could be fitted) into ``out_dir``.
 
     A fit the table cannot support (too few sizes, no loss curves, no IsoFLOP groups) is recorded in
     ``skipped`` with its reason; ``parametric_options`` go to ``fit_parametric_arrays`` (e.g.
-    ``{"n_bootstrap": 200}``).
+    ``{"n_bootstrap": 200}``) and ``isoflop_tolerance`` to ``fit_isoflop`` and ``plot_isoflop``.
     """
     runs = list(runs)
     if not runs:
@@ -95,7 +96,7 @@ def analyze(
         "kaplan_d": lambda: fit_kaplan_d(runs, convention),
         "kaplan_nd": lambda: fit_kaplan_nd(runs, convention),
         "approach_1": lambda: fit_envelope(runs, convention),
-        "approach_2": lambda: fit_isoflop(runs, convention),
+        "approach_2": lambda: fit_isoflop(runs, convention, isoflop_tolerance),
         "approach_3": lambda: fit_parametric(runs, convention, **(parametric_options or {})),
     }
     for name, fitter in fitters.items():
@@ -105,7 +106,8 @@ def analyze(
             report.skipped[name] = str(err)
 
     n_bootstrap = (parametric_options or {}).get("n_bootstrap", 0)
-    report.comparison = compare_approaches(runs, convention, report.fits, report.skipped, n_bootstrap)
+    report.comparison = compare_approaches(runs, convention, report.fits, report.skipped, n_bootstrap,
+                                           isoflop_tolerance=isoflop_tolerance)
     comparison_file = out_dir / f"approaches_{convention.name}"
     report.files.append(save_json(report.comparison.to_dict(), comparison_file.with_suffix(".json")))
     report.files.append(save_csv(report.comparison.csv_rows(), comparison_file.with_suffix(".csv")))
@@ -117,7 +119,9 @@ def analyze(
     suffix = convention.name
     report.files.append(plot_loss_vs_compute(runs, out_dir / f"loss_vs_compute_{suffix}.png", convention, envelope))
     if any(r.flop_budget is not None for r in runs) or isoflop is not None:
-        report.files.append(plot_isoflop(runs, convention, out_dir / f"isoflop_{suffix}.png", isoflop))
+        report.files.append(
+            plot_isoflop(runs, convention, out_dir / f"isoflop_{suffix}.png", isoflop, isoflop_tolerance)
+        )
     if envelope or isoflop or parametric:
         compute = [r.flops(convention) for r in runs]
         report.files.append(

@@ -115,6 +115,7 @@ def compare_approaches(
     n_bootstrap: int,
     confidence: float = 0.95,
     seed: int = 0,
+    isoflop_tolerance: float = 0.1,
 ) -> Comparison:
     """The exponent a of Approaches 1-3 with percentile bootstrap intervals.
 
@@ -126,10 +127,11 @@ def compare_approaches(
         n_bootstrap: Resamples for Approaches 1 and 2 (Approach 3's interval comes from its own fit's bootstrap).
         confidence: Coverage of the intervals.
         seed: Seed of the resampling.
+        isoflop_tolerance: Grouping tolerance of Approach 2 (see ``group_by_budget``).
     """
     runs = list(runs)
     convention = get_convention(convention)
-    groups = group_by_budget(runs, convention)
+    groups = group_by_budget(runs, convention, isoflop_tolerance)
 
     def draw_runs(rng: np.random.Generator) -> list[Run]:
         return [runs[i] for i in sorted(set(rng.integers(0, len(runs), len(runs))))]
@@ -139,7 +141,8 @@ def compare_approaches(
 
     resampling = {
         "approach_1": (lambda sample: fit_envelope(sample, convention).n_law.exponent, draw_runs),
-        "approach_2": (lambda sample: fit_isoflop(sample, convention).n_law.exponent, draw_within_groups),
+        "approach_2": (lambda sample: fit_isoflop(sample, convention, isoflop_tolerance).n_law.exponent,
+                       draw_within_groups),
     }
     estimates = []
     for name in APPROACHES:

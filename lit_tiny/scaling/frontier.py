@@ -163,6 +163,7 @@ def fit_envelope(
 class IsoFlopParabola:
     """One IsoFLOP group: loss = c2 x^2 + c1 x + c0 with x = ln N, and its minimum.
 
+    ``compute`` is the group's C (see ``budget_compute``) and ``label`` its runs' ``flop_budget``.
     ``interior`` is False when the minimum lies outside the sampled sizes (an extrapolation)."""
 
     compute: float
@@ -174,6 +175,7 @@ class IsoFlopParabola:
     d_opt: float
     loss_opt: float
     interior: bool
+    label: float | str | None = None
 
     def __call__(self, n_params: float | np.ndarray) -> float | np.ndarray:
         return np.polyval(self.coefficients, np.log(np.asarray(n_params, dtype=float)))
@@ -181,6 +183,7 @@ class IsoFlopParabola:
     def to_dict(self) -> dict[str, Any]:
         return {
             "compute": self.compute,
+            "budget_label": self.label,
             "n_opt": self.n_opt,
             "d_opt": self.d_opt,
             "loss_opt": self.loss_opt,
@@ -216,46 +219,83 @@ class IsoFlopFit:
         }
 
 
+def _geometric_mean_compute(runs: Sequence[Run], convention: str | Convention) -> float:
+    return float(np.exp(np.mean(np.log([r.flops(convention) for r in runs]))))
+
+
 def group_by_budget(runs: Sequence[Run], convention: str | Convention, tolerance: float = 0.1) -> list[list[Run]]:
-    """IsoFLOP groups: runs sharing a ``flop_budget`` label or, when no run has one, runs whose compute
-    under ``convention`` is within a factor ``1 + tolerance`` of the smallest in the group."""
+    """IsoFLOP groups, in increasing compute.
+
+    Runs that share a ``flop_budget`` label (a number or any string) form one group, however far apart
+    their C. When no run has a label, the runs are sorted by C under ``convention`` and a new group starts
+    wherever a run's C is more than a factor ``1 + tolerance`` above the previous run's: one budget whose
+    runs spread wider than the tolerance stays whole as long as no gap between neighbours does, and
+    distinct budgets must lie more than that factor apart.
+    """
+    if not tolerance > 0:
+        raise ValueError(f"The IsoFLOP grouping tolerance must be positive, got {tolerance}")
     runs = list(runs)
     labelled = [r.flop_budget is not None for r in runs]
     if any(labelled) and not all(labelled):
         raise ValueError(
-            f"{labelled.count(False)} of {len(runs)} runs have no flop_budget; label all runs or none "
-            "(unlabelled runs are grouped by their computed FLOPs)"
+            f"{labelled.count(False)} of {len(runs)} runs have no flop_budget (budget label); label all runs or "
+            "none (unlabelled runs are grouped by their computed FLOPs)"
         )
     if all(labelled) and runs:
-        budgets = sorted({r.flop_budget for r in runs})
-        return [[r for r in runs if r.flop_budget == b] for b in budgets]
+        labels = dict.fromkeys(r.flop_budget for r in runs)
+        groups = [[r for r in runs if r.flop_budget == label] for label in labels]
+        return sorted(groups, key=lambda group: _geometric_mean_compute(group, convention))
     groups: list[list[Run]] = []
     for run in sorted(runs, key=lambda r: r.flops(convention)):
-        if groups and run.flops(convention) <= groups[-1][0].flops(convention) * (1 + tolerance):
+        if groups and run.flops(convention) <= groups[-1][-1].flops(convention) * (1 + tolerance):
             groups[-1].append(run)
         else:
             groups.append([run])
     return groups
 
 
-def fit_parabola(runs: Sequence[Run], convention: str | Convention) -> IsoFlopParabola:
-    """Parabola in ln N through one IsoFLOP group; D at the minimum comes from a line through (ln N, ln D)
-    of the group (exactly C / 6N under a 6ND convention)."""
+LABEL_RTOL = 0.02  # how far a group's C may be from its numeric budget label for the label to be its C
+
+
+def budget_compute(group: Sequence[Run], convention: str | Convention) -> float:
+    """The C an IsoFLOP group stands for: its numeric budget label when the geometric mean of its runs'
+    C under ``convention`` is within ``LABEL_RTOL`` (2%) of it (the label is then this convention's
+    budget, which the runs miss only by rounding their token counts), else that geometric mean (no label,
+    a string label, or a budget counted under another convention, such as a sweep planned under
+    ``exact`` and read under ``chinchilla``)."""
+    centre = _geometric_mean_compute(group, convention)
+    label = group[0].flop_budget
+    if isinstance(label, (int, float)) and abs(label / centre - 1) <= LABEL_RTOL:
+        return float(label)
+    return centre
+
+
+def _where(label: float | str | None, compute: float) -> str:
+    """'C = 1e+18', or "budget 'small' (C = 1.02e+18)" for a string label."""
+    return f"budget {label!r} (C = {compute:.3g})" if isinstance(label, str) else f"C = {compute:.3g}"
+
+
+def fit_parabola(runs: Sequence[Run], convention: str | Convention, min_sizes: int = 4) -> IsoFlopParabola:
+    """Parabola in ln N through one IsoFLOP group of at least ``min_sizes`` distinct sizes; D at the
+    minimum comes from a line through (ln N, ln D) of the group (exactly C / 6N under a 6ND convention).
+    The group's C is ``budget_compute(runs, convention)``."""
     n = np.array([r.n_params(convention) for r in runs], dtype=float)
     d = np.array([r.tokens for r in runs], dtype=float)
     loss = np.array([r.final_val_loss for r in runs], dtype=float)
-    compute = float(np.exp(np.mean(np.log([r.flops(convention) for r in runs]))))
+    compute = budget_compute(runs, convention)
+    where = _where(runs[0].flop_budget, compute)
     require_points(
-        f"An IsoFLOP parabola (C = {compute:.3g})",
+        f"An IsoFLOP parabola ({where})",
         len(np.unique(n)),
-        3,
-        "Each FLOP budget needs runs of at least 3 model sizes (5 or more recommended).",
+        min_sizes,
+        f"Each FLOP budget needs runs of at least {min_sizes} model sizes: 3 points fit any parabola exactly "
+        "and say nothing about its shape (Chinchilla used 9 per budget).",
     )
     x = np.log(n)
     c2, c1, c0 = np.polyfit(x, loss, 2)
     if c2 <= 0:
         raise ValueError(
-            f"The IsoFLOP group at C = {compute:.3g} is not convex in ln N (curvature {c2:.3g}); "
+            f"The IsoFLOP group at {where} is not convex in ln N (curvature {c2:.3g}); "
             "it has no minimum. Add sizes on both sides of the best one."
         )
     x_opt = -c1 / (2 * c2)
@@ -270,25 +310,31 @@ def fit_parabola(runs: Sequence[Run], convention: str | Convention) -> IsoFlopPa
         d_opt=float(np.exp(intercept + slope * x_opt)),
         loss_opt=float(np.polyval([c2, c1, c0], x_opt)),
         interior=bool(x.min() < x_opt < x.max()),
+        label=runs[0].flop_budget,
     )
 
 
-def fit_isoflop(runs: Sequence[Run], convention: str | Convention = "chinchilla", tolerance: float = 0.1) -> IsoFlopFit:
+def fit_isoflop(
+    runs: Sequence[Run], convention: str | Convention = "chinchilla", tolerance: float = 0.1, min_sizes: int = 4
+) -> IsoFlopFit:
     """Chinchilla Approach 2 on the final losses of a run table.
 
-    Groups (see ``group_by_budget``) with fewer than 3 sizes or without a minimum are skipped and
-    listed in ``skipped``; minima outside the sampled sizes are kept for plots but not fitted.
+    Groups (see ``group_by_budget``, whose ``tolerance`` this is; each group's C is ``budget_compute``'s)
+    with fewer than ``min_sizes`` distinct sizes or without a minimum are skipped and listed in ``skipped``;
+    minima outside the sampled sizes are kept for plots but not fitted.
     """
+    if min_sizes < 3:
+        raise ValueError(f"min_sizes must be at least 3 (a parabola has 3 coefficients), got {min_sizes}")
     convention = get_convention(convention)
     parabolas, skipped = [], []
     for group in group_by_budget(runs, convention, tolerance):
         try:
-            parabolas.append(fit_parabola(group, convention))
+            parabolas.append(fit_parabola(group, convention, min_sizes))
         except ValueError as err:
             skipped.append(str(err))
     interior = [p for p in parabolas if p.interior]
     skipped += [
-        f"C = {p.compute:.3g}: minimum at N = {p.n_opt:.3g} lies outside the sampled sizes"
+        f"{_where(p.label, p.compute)}: minimum at N = {p.n_opt:.3g} lies outside the sampled sizes"
         for p in parabolas
         if not p.interior
     ]

@@ -16,6 +16,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from lit_tiny.scaling.accounting import Convention, get_convention
 from lit_tiny.scaling.runs import Run, run_arrays
@@ -115,14 +116,15 @@ def fit_kaplan_nd_arrays(
         return alpha_d * inner - log_loss
 
     best = None
-    for alpha_n, alpha_d in itertools.product((0.05, 0.1, 0.3, 0.6), repeat=2):
-        # Start each term's scale so that it alone reproduces the mean loss.
-        start = np.array(
-            [alpha_n, alpha_d, log_n.mean() + log_loss.mean() / alpha_n, log_d.mean() + log_loss.mean() / alpha_d]
-        )
-        result = least_squares(residuals, start, bounds=([1e-4, 1e-4, -np.inf, -np.inf], np.inf), x_scale="jac")
-        if best is None or result.cost < best.cost:
-            best = result
+    with threadpool_limits(1):  # tiny problems: BLAS threads only contend
+        for alpha_n, alpha_d in itertools.product((0.05, 0.1, 0.3, 0.6), repeat=2):
+            # Start each term's scale so that it alone reproduces the mean loss.
+            start = np.array(
+                [alpha_n, alpha_d, log_n.mean() + log_loss.mean() / alpha_n, log_d.mean() + log_loss.mean() / alpha_d]
+            )
+            result = least_squares(residuals, start, bounds=([1e-4, 1e-4, -np.inf, -np.inf], np.inf), x_scale="jac")
+            if best is None or result.cost < best.cost:
+                best = result
     alpha_n, alpha_d, log_n_c, log_d_c = best.x
     rms = float(np.sqrt(np.mean(best.fun**2)))
     return KaplanLaw(

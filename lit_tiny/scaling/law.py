@@ -48,6 +48,7 @@ class ParametricLaw:
         B, beta: Scale and exponent of the data term.
         convention: Name of the counting convention the constants were fitted under.
         name: Label for reports.
+        source: Where the constants come from (paper, table, fit), printed by the calculator.
     """
 
     E: float
@@ -57,6 +58,7 @@ class ParametricLaw:
     beta: float
     convention: str = "chinchilla"
     name: str = "custom"
+    source: str | None = None
 
     def __post_init__(self) -> None:
         for field in ("E", "A", "B", "alpha", "beta"):
@@ -119,14 +121,36 @@ class ParametricLaw:
             "b": self.b,
             "G": self.G,
             "convention": get_convention(self.convention).to_dict(),
+            "source": self.source,
         }
 
 
 LAW_PRESETS: dict[str, ParametricLaw] = {
-    # Hoffmann et al. 2022, Approach 3 (N = all parameters, C = 6ND).
-    "chinchilla": ParametricLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, name="chinchilla"),
-    # Besiroglu et al. 2024, the replication of Approach 3 with a summed Huber loss run to convergence.
-    "besiroglu": ParametricLaw(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658, name="besiroglu"),
+    "chinchilla": ParametricLaw(
+        E=1.69,
+        A=406.4,
+        B=410.7,
+        alpha=0.34,
+        beta=0.28,
+        name="chinchilla",
+        source=(
+            "Hoffmann et al. 2022, Approach 3, as printed in the paper's text (exponents rounded to 2 digits): "
+            "they give N_opt = 32.2B at Gopher's 5.76e23 FLOPs, where the paper reports about 40B"
+        ),
+    ),
+    "besiroglu": ParametricLaw(
+        E=1.8172,
+        A=482.01,
+        B=2085.43,
+        alpha=0.3478,
+        beta=0.3658,
+        name="besiroglu",
+        source=(
+            "Besiroglu et al. 2024 (arXiv:2404.10102), Table 1, their estimate: the Approach 3 law refitted "
+            "(Huber loss, delta 1e-3, on log loss) to the 240 runs they reconstructed from Hoffmann et al.'s "
+            "Figure 4 (245, less 5 outliers)"
+        ),
+    ),
 }
 
 
@@ -167,6 +191,7 @@ class Calculation:
             [
                 f"Law: {self.law.name} (E={self.law.E:g}, A={self.law.A:g}, B={self.law.B:g}, "
                 f"alpha={self.law.alpha:g}, beta={self.law.beta:g}; N counted as {self.law.convention}, C = 6ND)",
+                *([f"Source: {self.law.source}"] if self.law.source else []),
                 f"{label} on {_human(run.tokens)} tokens is {run.tokens_per_param:.1f} tokens/param, "
                 f"{self.ratio_to_optimal:.3g} times the compute-optimal ratio ({opt.tokens_per_param:.1f}).",
                 f"Compute C = {run.compute:.3e} FLOPs; predicted loss {run.loss:.4f}.",

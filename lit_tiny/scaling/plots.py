@@ -3,7 +3,6 @@ this module changes no global matplotlib state and needs no display."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -11,10 +10,13 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from lit_tiny.scaling.accounting import Convention, get_convention
-from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit, group_by_budget
+from lit_tiny.scaling.frontier import EnvelopeFit, IsoFlopFit, budget_compute, group_by_budget
 from lit_tiny.scaling.parametric import ParametricFit
 from lit_tiny.scaling.runs import Run
 
@@ -39,26 +41,29 @@ def _label(convention: Convention) -> str:
     return f"{convention.name}: N = {convention.params}, C = {convention.flops}"
 
 
-def plot_loss_vs_compute(
-    runs: Sequence[Run],
-    path: str | Path,
-    convention: str | Convention = "chinchilla",
-    envelope: EnvelopeFit | None = None,
-) -> Path:
-    """Loss against compute, one colour per model size: loss curves as lines, final losses as dots,
-    and the Approach 1 envelope if given."""
+def _log_colours(values: Sequence[float]) -> tuple[LogNorm, Colormap]:
+    """A log-scale norm over ``values`` (widened when they are all equal) and the colour map to use with it."""
+    low, high = min(values), max(values)
+    if low == high:
+        low, high = low / 2, high * 2
+    return LogNorm(low, high), colormaps["viridis"]
+
+
+def _colour_bar(figure: Figure, ax: Axes, norm: LogNorm, cmap: Colormap, label: str) -> None:
+    figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label=label)
+
+
+def draw_loss_vs_compute(
+    runs: Sequence[Run], convention: str | Convention = "chinchilla", envelope: EnvelopeFit | None = None
+) -> Figure:
+    """The figure of ``plot_loss_vs_compute``."""
     convention = get_convention(convention)
     if not runs:
         raise ValueError("plot_loss_vs_compute needs at least 1 run, got 0")
     figure, ax = _figure()
-    sizes = sorted({r.n_params(convention) for r in runs})
-    colours = dict(zip(sizes, _colours(len(sizes))))
-    labelled = set()
-    for run in sorted(runs, key=lambda r: r.n_params(convention)):
-        n = run.n_params(convention)
-        colour = colours[n]
-        label = None if n in labelled else f"{run.model_name} (N = {n:.3g})"
-        labelled.add(n)
+    norm, cmap = _log_colours([r.n_params(convention) for r in runs])
+    for run in runs:
+        colour = cmap(norm(run.n_params(convention)))
         if run.curve is not None:
             ax.plot(
                 run.flops_per_token(convention) * np.array(run.curve.tokens),
@@ -67,9 +72,11 @@ def plot_loss_vs_compute(
                 alpha=0.6,
                 lw=1,
             )
-        ax.scatter([run.flops(convention)], [run.final_val_loss], color=colour, s=18, label=label, zorder=3)
+        ax.scatter([run.flops(convention)], [run.final_val_loss], color=colour, s=18, zorder=3)
+    _colour_bar(figure, ax, norm, cmap, f"parameters N ({convention.params})")
     if envelope is not None:
         ax.plot(envelope.budgets, envelope.loss, color="black", ls="--", lw=1.5, label="envelope (Approach 1)")
+        ax.legend(fontsize=8)
     ax.set(
         xscale="log",
         yscale="log",
@@ -77,35 +84,85 @@ def plot_loss_vs_compute(
         ylabel="loss (nats/token)",
         title=f"Loss against compute ({_label(convention)})",
     )
-    ax.legend(fontsize=7, ncols=2)
-    return _save(figure, path)
+    return figure
 
 
-def plot_isoflop(runs: Sequence[Run], convention: Convention, path: str | Path, fit: IsoFlopFit | None = None) -> Path:
-    """Final loss against N for each IsoFLOP group of ``runs``; with an Approach 2 ``fit``, its parabolas
-    in ln N and their minima too (hollow stars: minima outside the sampled sizes, not used in the
-    frontier fit). Without a fit the measured points still show where each budget's minimum lies."""
+def plot_loss_vs_compute(
+    runs: Sequence[Run],
+    path: str | Path,
+    convention: str | Convention = "chinchilla",
+    envelope: EnvelopeFit | None = None,
+) -> Path:
+    """Loss against compute, coloured by model size N on a log colour bar (readable with dozens of sizes):
+    loss curves as lines, final losses as dots, and the Approach 1 envelope if given."""
+    return _save(draw_loss_vs_compute(runs, convention, envelope), path)
+
+
+def draw_isoflop(
+    runs: Sequence[Run], convention: Convention, fit: IsoFlopFit | None = None, tolerance: float = 0.1
+) -> Figure:
+    """The figure of ``plot_isoflop``."""
     figure, ax = _figure()
-    groups = [sorted(g, key=lambda r: r.n_params(convention)) for g in group_by_budget(runs, convention) if len(g) > 1]
-    colours = _colours(len(groups))
-    centres = [float(np.exp(np.mean(np.log([r.flops(convention) for r in g])))) for g in groups]
-    for group, colour, compute in zip(groups, colours, centres):
-        ax.plot([r.n_params(convention) for r in group], [r.final_val_loss for r in group], "o" if fit else "o-",
-                color=colour, ms=4, lw=0.8, label=f"C = {compute:.2g}")
+    groups = [
+        sorted(g, key=lambda r: r.n_params(convention))
+        for g in group_by_budget(runs, convention, tolerance)
+        if len(g) > 1
+    ]
+    centres = [budget_compute(g, convention) for g in groups]
+    # Groups of one run, and no fit, leave nothing to draw; the colour scale still needs a range.
+    norm, cmap = _log_colours(centres + [p.compute for p in (fit.parabolas if fit else [])] or [1.0])
+    for group, compute in zip(groups, centres):
+        ax.plot(
+            [r.n_params(convention) for r in group],
+            [r.final_val_loss for r in group],
+            "o" if fit else "o-",
+            color=cmap(norm(compute)),
+            ms=4,
+            lw=0.8,
+        )
     for parabola in fit.parabolas if fit else []:
-        colour = colours[int(np.argmin([abs(math.log(c / parabola.compute)) for c in centres]))]
+        colour = cmap(norm(parabola.compute))
         grid = np.geomspace(min(parabola.n_params) / 1.5, max(parabola.n_params) * 1.5, 100)
         ax.plot(grid, parabola(grid), color=colour, lw=1)
-        ax.scatter([parabola.n_opt], [parabola.loss_opt], marker="*", s=140, edgecolors=colour,
-                   facecolors=colour if parabola.interior else "none", zorder=4)
+        ax.scatter(
+            [parabola.n_opt],
+            [parabola.loss_opt],
+            marker="*",
+            s=140,
+            edgecolors=colour,
+            facecolors=colour if parabola.interior else "none",
+            zorder=4,
+        )
+    if fit:
+        ax.legend(
+            handles=[
+                Line2D([], [], marker="*", ls="", ms=10, color="grey", label="minimum (in the frontier fit)"),
+                Line2D([], [], marker="*", ls="", ms=10, color="grey", mfc="none", label="minimum outside the sizes"),
+            ],
+            fontsize=8,
+        )
+    _colour_bar(figure, ax, norm, cmap, "IsoFLOP budget C (FLOPs)")
     ax.set(
         xscale="log",
         xlabel="parameters N",
         ylabel="final loss (nats/token)",
         title=f"IsoFLOP curves ({_label(convention)})" + ("" if fit else ": no Approach 2 fit"),
     )
-    ax.legend(fontsize=7)
-    return _save(figure, path)
+    return figure
+
+
+def plot_isoflop(
+    runs: Sequence[Run],
+    convention: Convention,
+    path: str | Path,
+    fit: IsoFlopFit | None = None,
+    tolerance: float = 0.1,
+) -> Path:
+    """Final loss against N for each IsoFLOP group of ``runs`` (grouped with ``tolerance``, see
+    ``group_by_budget``), coloured by budget on a log colour bar; with an Approach 2 ``fit``, its parabolas
+    in ln N and their minima too (hollow stars: minima outside the sampled sizes, not used in the
+    frontier fit). Without a fit the measured points still show where each budget's minimum lies."""
+    return _save(draw_isoflop(runs, convention, fit, tolerance), path)
 
 
 def plot_frontier(
@@ -158,10 +215,6 @@ def plot_frontier(
     return _save(figure, path)
 
 
-def _colours(n: int) -> list[tuple[float, ...]]:
-    return [tuple(c) for c in colormaps["viridis"](np.linspace(0, 0.9, max(n, 1)))]
-
-
 def plot_approaches(runs: Sequence[Run], comparison: Comparison, fits: dict, path: str | Path) -> Path:
     """One figure for the three approaches: the IsoFLOP profiles with Approach 2's parabolas (left), and
     N_opt against C from each approach with its exponent and interval (right)."""
@@ -171,18 +224,18 @@ def plot_approaches(runs: Sequence[Run], comparison: Comparison, fits: dict, pat
     profiles, frontier = figure.subplots(1, 2)
     isoflop: IsoFlopFit | None = fits.get("approach_2")
     groups = [sorted(g, key=lambda r: r.n_params(convention)) for g in group_by_budget(runs, convention) if len(g) > 1]
-    colours = _colours(len(groups))
-    for group, colour in zip(groups, colours):
-        compute = group[0].flop_budget or float(np.exp(np.mean(np.log([r.flops(convention) for r in group]))))
-        profiles.plot([r.n_params(convention) for r in group], [r.final_val_loss for r in group], "o", color=colour,
-                      ms=4, label=f"C = {compute:.2g}")
-    for parabola, colour in zip(isoflop.parabolas if isoflop else [], colours):
-        grid = np.geomspace(min(parabola.n_params), max(parabola.n_params), 100)
-        profiles.plot(grid, parabola(grid), color=colour, lw=1)
-        profiles.scatter([parabola.n_opt], [parabola.loss_opt], marker="*", s=120, color=colour, zorder=4)
-    profiles.set(xscale="log", xlabel="parameters N", ylabel="final loss (nats/token)", title="IsoFLOP profiles")
     if groups:
-        profiles.legend(fontsize=7)
+        norm, cmap = _log_colours([budget_compute(g, convention) for g in groups])
+        for group in groups:
+            profiles.plot([r.n_params(convention) for r in group], [r.final_val_loss for r in group], "o", ms=4,
+                          color=cmap(norm(budget_compute(group, convention))))
+        for parabola in isoflop.parabolas if isoflop else []:
+            grid = np.geomspace(min(parabola.n_params), max(parabola.n_params), 100)
+            colour = cmap(norm(parabola.compute))
+            profiles.plot(grid, parabola(grid), color=colour, lw=1)
+            profiles.scatter([parabola.n_opt], [parabola.loss_opt], marker="*", s=120, color=colour, zorder=4)
+        _colour_bar(figure, profiles, norm, cmap, "FLOP budget C")
+    profiles.set(xscale="log", xlabel="parameters N", ylabel="final loss (nats/token)", title="IsoFLOP profiles")
 
     budgets = [r.flops(convention) for r in runs]
     grid = np.geomspace(min(budgets) / 2, max(budgets) * 4, 100)

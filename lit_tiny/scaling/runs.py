@@ -58,8 +58,8 @@ class Run:
         tokens: Training tokens D.
         final_val_loss: Validation loss at the end of training (nats per token).
         flops_per_token_exact: ``Config.flops_per_token(seq_len)`` for the run's sequence length.
-        flop_budget: The FLOP budget the run was launched for, when it belongs to an IsoFLOP group;
-            runs with the same value form one group in Approach 2.
+        flop_budget: The IsoFLOP group the run belongs to: the FLOP budget it was launched for, or any
+            string naming the group; runs with the same value form one group in Approach 2.
         curve: Loss during training, used by Approach 1 (the envelope of training curves).
     """
 
@@ -69,13 +69,16 @@ class Run:
     tokens: float
     final_val_loss: float
     flops_per_token_exact: float
-    flop_budget: float | None = None
+    flop_budget: float | str | None = None
     curve: LossCurve | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_params_total", "n_params_non_embedding", "tokens", "final_val_loss", "flops_per_token_exact"):
             check_positive(f"Run {self.model_name!r}: {name}", getattr(self, name))
-        if self.flop_budget is not None:
+        if isinstance(self.flop_budget, str):
+            if not self.flop_budget.strip():
+                raise ValueError(f"Run {self.model_name!r}: flop_budget is an empty label; give a name or a number")
+        elif self.flop_budget is not None:
             check_positive(f"Run {self.model_name!r}: flop_budget", self.flop_budget)
         if self.n_params_non_embedding > self.n_params_total:
             raise ValueError(

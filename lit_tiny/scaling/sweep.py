@@ -39,10 +39,10 @@ import yaml
 from lit_tiny.config import Config
 from lit_tiny.files import atomic_write_text
 from lit_tiny.scaling.accounting import CONVENTIONS, count_params, flops_per_token, get_convention
-from lit_tiny.scaling.analysis import analyze
+from lit_tiny.scaling.analysis import ScalingReport, analyze
 from lit_tiny.scaling.ladder import ladder_config, make_ladder
 from lit_tiny.scaling.law import ParametricLaw, get_law
-from lit_tiny.scaling.parametric import fit_parametric
+from lit_tiny.scaling.parametric import ParametricFit, fit_parametric
 from lit_tiny.scaling.runs import LossCurve, Run, save_runs
 from lit_tiny.training.run_dir import RunDir
 
@@ -243,8 +243,8 @@ def run_sweep(
     law = None if planning_law is None else planner_law(planning_law, budget_convention)
     if law is not None and not flop_budgets:
         raise SweepError("planning_law checks IsoFLOP budgets: give flop_budgets")
-    if sizes_per_budget is not None and (law is None or sizes_per_budget < 3):
-        raise SweepError(f"sizes_per_budget (got {sizes_per_budget}) needs a planning_law and at least 3 sizes")
+    if sizes_per_budget is not None and (law is None or sizes_per_budget < 4):
+        raise SweepError(f"sizes_per_budget (got {sizes_per_budget}) needs a planning_law and at least 4 sizes")
     if holdout_budget is not None:
         if not flop_budgets or not holdout_budget > max(flop_budgets):
             raise SweepError(f"holdout_budget {holdout_budget:g} must exceed every flop_budgets entry {flop_budgets}")
@@ -301,10 +301,12 @@ def run_sweep(
 
     finished = [p for p in points if p.final_val_loss is not None]
     print_table(points, budget_convention)
-    fitted, broken = write_results(finished, sweep_dir, conventions, n_bootstrap)
+    reports, broken = write_results(finished, sweep_dir, conventions, n_bootstrap)
+    fitted = any(report.fits for report in reports.values())
     if holdout_budget is not None and not failed:
+        report = reports.get(budget_convention)
         point = holdout_point(finished, holdout_budget, budget_convention, ladder, train, common, sweep_dir,
-                              n_bootstrap)
+                              report.fits.get("approach_3") if report else None)
         check_settings([point])
         point.config.save(point.model_file)
         command = point_command(point, script, base_config, devices, precision, seed, train, flags)
@@ -397,8 +399,9 @@ def plan_points(configs: list[Config], tokens: list[float], budgets: list[float]
     if budgets:
         for budget in sorted(budgets):
             sizes = sum(p.flop_budget == budget for p in points)
-            if 0 < sizes < 3:
-                skipped.append(f"C{short(budget)}: only {sizes} model size(s) left; an IsoFLOP parabola needs 3")
+            if 0 < sizes < 4:
+                skipped.append(f"C{short(budget)}: only {sizes} model size(s) left; Approach 2 fits a parabola "
+                               "through 4 or more")
     return points, skipped
 
 
@@ -501,9 +504,10 @@ def widen_ladder(ladder: Optional[LadderArgs], gaps: dict[float, tuple[int, int]
 
 
 def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Optional[LadderArgs], train: PointArgs,
-                  common: dict[str, Any], sweep_dir: Path, n_bootstrap: int) -> Point:
-    """The held-out budget's point. Its prediction (``prediction.json``) is made here from the grid's runs
-    alone, before the point trains, and kept across relaunches (a changed grid is refused)."""
+                  common: dict[str, Any], sweep_dir: Path, fit: Optional[ParametricFit]) -> Point:
+    """The held-out budget's point. Its prediction (``prediction.json``) comes from ``fit``, Approach 3 on the
+    grid's runs alone (fitted here if None), is made before the point trains, and is kept across relaunches
+    (a changed grid is refused)."""
     path = sweep_dir / PREDICTION_FILE
     fitted_on = sorted(p.name for p in grid)
     if path.is_file():
@@ -513,9 +517,8 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
                              "delete it (and runs/holdout-*) to predict again")
         config = Config(**prediction["model"])
     else:
-        runs = [collect_run(p) for p in grid]
         try:
-            fit = fit_parametric(runs, convention, n_bootstrap=n_bootstrap)
+            fit = fit or fit_parametric([collect_run(p) for p in grid], convention)
         except ValueError as err:
             raise SweepError(f"Cannot predict the held-out budget: Approach 3 failed on the grid ({err})") from err
         optimum = fit.law.compute_optimal(budget)
@@ -696,15 +699,15 @@ def collect_run(point: Point) -> Run:
 
 
 def write_results(points: list[Point], sweep_dir: Path, conventions: list[str],
-                  n_bootstrap: int) -> tuple[bool, list[str]]:
-    """runs.jsonl, runs.csv and the fits under each convention. Returns whether any fit ran, and the
-    conventions whose analysis broke (each is independent, and the runs cost far more than a refit)."""
+                  n_bootstrap: int) -> tuple[dict[str, ScalingReport], list[str]]:
+    """runs.jsonl, runs.csv and the fits under each convention. Returns the report of each convention, and
+    the conventions whose analysis broke (each is independent, and the runs cost far more than a refit)."""
     runs = [collect_run(p) for p in points]
     print(f"\nWrote {save_runs(runs, sweep_dir / 'runs.jsonl')} and {write_csv(points, runs, sweep_dir / 'runs.csv')}")
     if not runs:
         print("No finished runs to fit.")
-        return False, []
-    fitted, broken = False, []
+        return {}, []
+    reports, broken = {}, []
     for convention in conventions:
         print(f"\nFits under the {convention} convention ({len(runs)} runs):")
         try:
@@ -720,8 +723,8 @@ def write_results(points: list[Point], sweep_dir: Path, conventions: list[str],
         print("\n  The exponent a of N_opt ~ C^a from each approach:\n" + indent(report.comparison.table(), "  "))
         for path in report.files:
             print(f"  wrote {path}")
-        fitted = fitted or bool(report.fits)
-    return fitted, broken
+        reports[convention] = report
+    return reports, broken
 
 
 def write_csv(points: list[Point], runs: list[Run], path: Path) -> Path:

@@ -228,7 +228,7 @@ def test_plan_rounds_to_whole_steps_and_says_what_it_skips(stub, tmp_path, capsy
     assert f"skipped C1e13-ladder_0: {ladder_0_ratio:.3g} tokens/param > max_tokens_per_param 3" in out
     ladder_7_steps = round(1e13 / Config.from_name("ladder_7").flops_per_token() / 4096)
     assert f"skipped C1e13-ladder_7: {ladder_7_steps} steps of 4,096 tokens < min_steps 20" in out
-    assert "C1e13: only 1 model size(s) left; an IsoFLOP parabola needs 3" in out
+    assert "C1e13: only 1 model size(s) left; Approach 2 fits a parabola through 4 or more" in out
     assert not (tmp_path / "sweep").exists() and not invocations(tmp_path)
 
 
