@@ -255,5 +255,6 @@ def plot_approaches(runs: Sequence[Run], comparison: Comparison, fits: dict, pat
     verdict = {None: "", True: ": intervals overlap", False: ": intervals do not overlap"}[comparison.overlap]
     frontier.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="compute-optimal N",
                  title=f"N_opt ~ C^a ({_label(convention)}){verdict}")
-    frontier.legend(fontsize=8)
+    if frontier.get_legend_handles_labels()[0]:
+        frontier.legend(fontsize=8)
     return _save(figure, path)
