@@ -240,7 +240,9 @@ class MixedLoader:
 
 
 class ValidationBlocks(Dataset):
-    """The first ``max_sequences`` blocks of the validation folders, in order, dealt over the ranks.
+    """``max_sequences`` blocks spread evenly over the validation folders (every block when None), dealt
+    over the ranks. Evenly spread, a subset holds each folder in proportion to its size, not only the
+    first folder's first blocks.
 
     Which blocks form the validation set depends only on the data and ``max_sequences``, never on the
     world size: rank ``r``'s batch ``t`` holds blocks ``(t * world_size + r) * batch_size + i``. Every
@@ -253,6 +255,7 @@ class ValidationBlocks(Dataset):
                  max_sequences: Optional[int] = None) -> None:
         self.readers = [BlockReader(p, block_size + 1) for p in paths]
         total = sum(r.num_blocks for r in self.readers)
+        self.total = total
         self.num_sequences = total if max_sequences is None else min(total, max_sequences)
         if self.num_sequences < 1:
             raise DataError(f"Validation needs at least one sequence, got max_sequences={max_sequences}")
@@ -267,7 +270,7 @@ class ValidationBlocks(Dataset):
         t, i = divmod(j, self.batch_size)
         g = (t * self.world_size + self.rank) * self.batch_size + i
         valid = g < self.num_sequences
-        g = g if valid else 0
+        g = g * self.total // self.num_sequences if valid else 0  # sequence g of the subset is this block
         s = int(np.searchsorted(self.offsets, g, side="right") - 1)
         return self.readers[s][g - int(self.offsets[s])], valid
 

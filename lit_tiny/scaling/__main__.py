@@ -9,7 +9,7 @@ from typing import Literal, Optional
 from lit_tiny.cli import run
 from lit_tiny.config import Config
 from lit_tiny.scaling.accounting import count_params
-from lit_tiny.scaling.analysis import ScalingReport, analyze
+from lit_tiny.scaling.analysis import analyze
 from lit_tiny.scaling.ladder import make_ladder
 from lit_tiny.scaling.law import calculate, get_law
 from lit_tiny.scaling.table import read_table
@@ -90,41 +90,12 @@ def fit(
     options = {"huber_delta": huber_delta, "n_starts": n_starts, "n_bootstrap": n_bootstrap}
     report = analyze(list(table.values()), out_dir, convention, options, isoflop_tolerance)
     print(f"{report.n_runs} runs of {runs}, {report.convention.name} convention")
-    print(constants_table(report))
+    print(report.table())
+    print(report.comparison.table())
     for name, reason in report.skipped.items():
         print(f"{name}: skipped ({reason})")
     for path in report.files:
         print(f"wrote {path}")
-
-
-def constants_table(report: ScalingReport) -> str:
-    """The fitted constants of every fit in ``report``: Chinchilla's three approaches in one table
-    (a and b: N_opt ~ C^a, D_opt ~ C^b), then the Kaplan laws, one line each."""
-    chinchilla = ("a", "b", "E", "A", "B", "alpha", "beta")
-    lines = [f"{'fit':<12}" + "".join(f"{name:>11}" for name in chinchilla)]
-    for name in ("approach_1", "approach_2", "approach_3"):
-        if name in report.fits:
-            data = report.fits[name].to_dict()
-            lines.append(
-                f"{name:<12}" + "".join(f"{data[k]:>11.4g}" if k in data else f"{'-':>11}" for k in chinchilla)
-            )
-    parametric = report.fits.get("approach_3")
-    if parametric is not None and parametric.intervals:
-        lines.append(
-            f"{100 * parametric.confidence:.0f}% intervals of approach_3 ({parametric.n_bootstrap} bootstrap "
-            "resamples): "
-            + ", ".join(f"{k} [{low:.4g}, {high:.4g}]" for k, (low, high) in parametric.intervals.items())
-        )
-    kaplan = {
-        "kaplan_n": ("alpha", "x_c"),
-        "kaplan_d": ("alpha", "x_c"),
-        "kaplan_nd": ("alpha_n", "alpha_d", "n_c", "d_c"),
-    }
-    for name, keys in kaplan.items():
-        if name in report.fits:
-            data = report.fits[name].to_dict()
-            lines.append(f"{name:<12}{data['law']}: " + ", ".join(f"{k} = {data[k]:.4g}" for k in keys))
-    return "\n".join(lines)
 
 
 def ladder(

@@ -48,6 +48,35 @@ class ScalingReport:
             "comparison": self.comparison.to_dict() if self.comparison else None,
         }
 
+    def table(self) -> str:
+        """The fitted constants of every fit: Chinchilla's three approaches in one table
+        (a and b: N_opt ~ C^a, D_opt ~ C^b), then the Kaplan laws, one line each."""
+        chinchilla = ("a", "b", "E", "A", "B", "alpha", "beta")
+        lines = [f"{'fit':<12}" + "".join(f"{name:>11}" for name in chinchilla)]
+        for name in ("approach_1", "approach_2", "approach_3"):
+            if name in self.fits:
+                data = self.fits[name].to_dict()
+                lines.append(
+                    f"{name:<12}" + "".join(f"{data[k]:>11.4g}" if k in data else f"{'-':>11}" for k in chinchilla)
+                )
+        parametric = self.fits.get("approach_3")
+        if parametric is not None and parametric.intervals:
+            lines.append(
+                f"{100 * parametric.confidence:.0f}% intervals of approach_3 ({parametric.n_bootstrap} bootstrap "
+                "resamples): "
+                + ", ".join(f"{k} [{low:.4g}, {high:.4g}]" for k, (low, high) in parametric.intervals.items())
+            )
+        kaplan = {
+            "kaplan_n": ("alpha", "x_c"),
+            "kaplan_d": ("alpha", "x_c"),
+            "kaplan_nd": ("alpha_n", "alpha_d", "n_c", "d_c"),
+        }
+        for name, keys in kaplan.items():
+            if name in self.fits:
+                data = self.fits[name].to_dict()
+                lines.append(f"{name:<12}{data['law']}: " + ", ".join(f"{k} = {data[k]:.4g}" for k in keys))
+        return "\n".join(lines)
+
 
 def save_json(data: dict[str, Any], path: str | Path) -> Path:
     """Write ``data`` as indented JSON, making parent folders."""

@@ -716,8 +716,7 @@ def write_results(points: list[Point], sweep_dir: Path, conventions: list[str],
             print(f"  analysis failed: {type(err).__name__}: {err}")
             broken.append(f"{convention} ({type(err).__name__}: {err})")
             continue
-        for name, fit in report.fits.items():
-            print(f"  {name}: {describe_fit(fit)}")
+        print(indent(report.table(), "  "))
         for name, reason in report.skipped.items():
             print(f"  {name}: skipped: {reason}")
         print("\n  The exponent a of N_opt ~ C^a from each approach:\n" + indent(report.comparison.table(), "  "))
@@ -739,13 +738,6 @@ def write_csv(points: list[Point], runs: list[Run], path: Path) -> Path:
                              run.final_val_loss, point.wall_time_s or ""]
                             + [f"{run.flops(c):.6g}" for c in CONVENTIONS])
     return path
-
-
-def describe_fit(fit: Any) -> str:
-    """One line with the fitted constants of a fit from ``analyze``."""
-    data = fit.to_dict()
-    keys = ("E", "A", "B", "alpha", "beta", "alpha_n", "alpha_d", "n_c", "d_c", "x_c", "a", "b")
-    return ", ".join(f"{k} = {data[k]:.4g}" for k in keys if isinstance(data.get(k), (int, float))) or "fitted"
 
 
 # ------------------------------------------------------------------------------------------------ printing

@@ -57,8 +57,9 @@ class EvalArgs:
 
     Args:
         interval: Validate every this many optimizer steps, and at the end of the run.
-        max_sequences: Validation sequences per evaluation, summed over all processes: the first ones of
-            the validation folders (null: all of them). The validation set does not depend on the world size.
+        max_sequences: Validation sequences per evaluation, summed over all processes, spread evenly over
+            the validation folders so that each is represented by its size (null: all of them). The
+            validation set does not depend on the world size.
     """
 
     interval: int = 1000

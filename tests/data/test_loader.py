@@ -157,6 +157,17 @@ def test_validation_set_is_the_same_for_every_world_size(letters_and_digits, max
         assert union == single
 
 
+def test_a_validation_subset_spreads_over_every_folder(letters_and_digits):
+    paths = [letters_and_digits["letters"], letters_and_digits["digits"]]
+    sizes = [BlockReader(p, 17).num_blocks for p in paths]
+    everything = list(validation_rows(paths, 4, 0, 1)[1].values())
+    _, subset = validation_rows(paths, 4, 0, 1, max_sequences=20)
+    picked = [everything.index(row) for row in subset.values()]
+    assert picked == sorted(picked) and len(set(picked)) == 20
+    from_first = sum(i < sizes[0] for i in picked)
+    assert abs(from_first - 20 * sizes[0] / sum(sizes)) <= 1  # each folder by its size, not the first 20 blocks
+
+
 def test_validation_on_more_ranks_than_sequences_pads_every_rank(letters_and_digits):
     paths = [letters_and_digits["digits"]]
     counts = [validation_rows(paths, 2, rank, 9, max_sequences=5) for rank in range(9)]

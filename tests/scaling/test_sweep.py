@@ -331,7 +331,7 @@ def test_end_to_end_with_the_real_pretraining_script(corpus, tmp_path, capsys): 
     assert "[1/3] D4096-tiny_test: finished earlier" in out and "[2/3] D8192-tiny_test: finished earlier" in out
     assert "[3/3] D1.024e5-tiny_test: tiny_test" in out and "resuming" in out
     assert f"Resuming from {last / 'train_state' / f'step-{stopped_at:08d}'}" in (last / "train.log").read_text()
-    assert "kaplan_d: alpha = " in out and (sweep_dir / "scaling" / "loss_vs_compute_chinchilla.png").is_file()
+    assert re.search(r"kaplan_d +L\(D\) = .*: alpha = ", out) and (sweep_dir / "scaling" / "loss_vs_compute_chinchilla.png").is_file()
 
     runs = load_runs(sweep_dir / "runs.jsonl")
     assert [r.tokens for r in runs] == [512 * 8, 512 * 16, 512 * 200]
