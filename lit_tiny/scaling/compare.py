@@ -4,7 +4,9 @@ intervals, and whether the intervals overlap (Hoffmann et al. 2022, Table 2, did
 Each approach is resampled the way its data varies:
 
 * Approach 1 (envelope): the runs, with replacement; the envelope of the drawn runs' curves is refitted.
-* Approach 2 (IsoFLOP): the runs within each IsoFLOP group, with replacement; parabolas and frontier refitted.
+* Approach 2 (IsoFLOP): the residuals of each budget's parabola, with replacement (a residual bootstrap: every
+  size stays, so each budget keeps the sizes its parabola needs; residuals are scaled by sqrt(n / (n - 3))
+  for the three fitted coefficients); parabolas and frontier refitted.
 * Approach 3 (parametric): the runs, with replacement (``fit_parametric_arrays``'s own bootstrap).
 
 A resample an approach cannot fit (e.g. a drawn IsoFLOP group with too few distinct sizes) is counted in
@@ -13,7 +15,7 @@ A resample an approach cannot fit (e.g. a drawn IsoFLOP group with too few disti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -136,13 +138,24 @@ def compare_approaches(
     def draw_runs(rng: np.random.Generator) -> list[Run]:
         return [runs[i] for i in sorted(set(rng.integers(0, len(runs), len(runs))))]
 
-    def draw_within_groups(rng: np.random.Generator) -> list[Run]:
-        return [group[i] for group in groups for i in rng.integers(0, len(group), len(group))]
+    def draw_residuals(rng: np.random.Generator) -> list[Run]:
+        drawn = []
+        for group in groups:
+            if len({r.n_params(convention) for r in group}) <= 3:
+                drawn += group  # no residuals to draw from: the parabola passes through every point
+                continue
+            x = np.log([r.n_params(convention) for r in group])
+            loss = np.array([r.final_val_loss for r in group])
+            fitted = np.polyval(np.polyfit(x, loss, 2), x)
+            residuals = (loss - fitted) * np.sqrt(len(group) / (len(group) - 3))
+            new = fitted + residuals[rng.integers(0, len(group), len(group))]
+            drawn += [replace(run, final_val_loss=float(max(value, 1e-9))) for run, value in zip(group, new)]
+        return drawn
 
     resampling = {
         "approach_1": (lambda sample: fit_envelope(sample, convention).n_law.exponent, draw_runs),
         "approach_2": (lambda sample: fit_isoflop(sample, convention, isoflop_tolerance).n_law.exponent,
-                       draw_within_groups),
+                       draw_residuals),
     }
     estimates = []
     for name in APPROACHES:
