@@ -412,12 +412,12 @@ def check_warmup(point: Point) -> None:
 
 
 def make_point(config: Config, budget: Optional[float], tokens: Optional[float], convention: str, train: PointArgs,
-               common: dict[str, Any], sweep_dir: Path, label: Optional[str] = None) -> Point:
+               common: dict[str, Any], sweep_dir: Path) -> Point:
     """The run of ``config`` on ``budget`` FLOPs (counted as ``convention``) or on ``tokens`` tokens, in whole
     steps, with its learning rate and warmup from the per-size rule of ``train``."""
     wanted = tokens if budget is None else budget / flops_per_token(config, convention)
     steps = max(1, round(wanted / train.global_batch_tokens))
-    name = f"{label or (f'D{short(tokens)}' if budget is None else f'C{short(budget)}')}-{config.name}"
+    name = f"{f'D{short(tokens)}' if budget is None else f'C{short(budget)}'}-{config.name}"
     n_tokens = steps * train.global_batch_tokens
     n_params = count_params(config, convention)
     if train.warmup_steps is not None:
@@ -529,10 +529,11 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
                                    else "non_embedding", aspect_ratio=shape.aspect_ratio,
                                    tolerance=max(shape.tolerance, 0.05), head_size=shape.head_size,
                                    vocab_size=first.vocab_size,
-                                   block_size=first.block_size, name=f"holdout_{short(optimum.n_params)}")
+                                   block_size=first.block_size)
         except ValueError as err:
             raise SweepError(f"No model shape for the predicted N_opt = {optimum.n_params:.4g}: {err}") from err
-        point = make_point(config, budget, None, convention, train, common, sweep_dir, label="holdout")
+        config = replace(config, name=config.name.replace("scaling_", "holdout_", 1))  # not a grid model's file
+        point = make_point(config, budget, None, convention, train, common, sweep_dir)
         n_params = count_params(config, convention)
         prediction = {
             "budget": budget, "convention": convention, "fitted_on": fitted_on,
@@ -546,7 +547,7 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
               f"{path} before training): N_opt = {optimum.n_params:.4g}, D_opt = {optimum.tokens:.4g}, loss "
               f"{optimum.loss:.4f}; trained as {config.name} (N = {n_params:,}) on {point.tokens:,} tokens: "
               f"predicted loss {prediction['predicted_loss']:.4f}")
-    point = make_point(config, budget, None, convention, train, common, sweep_dir, label="holdout")
+    point = make_point(config, budget, None, convention, train, common, sweep_dir)
     check_warmup(point)
     return point
 

@@ -407,7 +407,7 @@ def test_held_out_budget_is_predicted_before_it_is_trained(stub, tmp_path, capsy
     launches = []
 
     def holdout_launch(command, log_path, verbose):
-        if "holdout" in str(log_path):  # the prediction is on disk before the held-out point starts
+        if "-holdout_" in str(log_path):  # the prediction is on disk before the held-out point starts
             launches.append(json.loads((sweep_dir / "prediction.json").read_text()))
         return launch(command, log_path, verbose)
 
@@ -422,7 +422,9 @@ def test_held_out_budget_is_predicted_before_it_is_trained(stub, tmp_path, capsy
     out = capsys.readouterr().out
     assert len(launches) == 1 and "measured" not in launches[0]
     prediction = json.loads((sweep_dir / "prediction.json").read_text())
-    assert len(prediction["fitted_on"]) == 15 and not any("holdout" in p for p in prediction["fitted_on"])
+    assert len(prediction["fitted_on"]) == 15 and not any("holdout_" in p for p in prediction["fitted_on"])
+    assert prediction["measured"]["point"] == f"C9.6e15-{prediction['model']['name']}"
+    assert prediction["model"]["name"].startswith("holdout_")
     assert prediction["approach_3"]["alpha"] == pytest.approx(LAW["alpha"], rel=0.05)
     n, d = prediction["n_params"], prediction["tokens"]
     truth = LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
