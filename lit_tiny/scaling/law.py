@@ -146,9 +146,9 @@ LAW_PRESETS: dict[str, ParametricLaw] = {
         beta=0.3658,
         name="besiroglu",
         source=(
-            "Besiroglu et al. 2024 (arXiv:2404.10102), Table 1, their estimate: the Approach 3 law refitted "
-            "(Huber loss, delta 1e-3, on log loss) to the 240 runs they reconstructed from Hoffmann et al.'s "
-            "Figure 4 (245, less 5 outliers)"
+            "Besiroglu et al. 2024 (arXiv:2404.10102), Table 1: their published estimate for the 240 runs they "
+            "reconstructed from Hoffmann et al.'s Figure 4 (245, less 5 outliers), from a likelihood-based fit, "
+            "not the optimum of the summed Huber loss"
         ),
     ),
 }

@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from matplotlib.lines import Line2D
 
 from lit_tiny.scaling.accounting import Convention, get_convention
@@ -227,14 +228,18 @@ def plot_approaches(runs: Sequence[Run], comparison: Comparison, fits: dict, pat
     if groups:
         norm, cmap = _log_colours([budget_compute(g, convention) for g in groups])
         for group in groups:
+            compute = budget_compute(group, convention)
             profiles.plot([r.n_params(convention) for r in group], [r.final_val_loss for r in group], "o", ms=4,
-                          color=cmap(norm(budget_compute(group, convention))))
+                          color=cmap(norm(compute)), label=f"C = {compute:.2g}")
         for parabola in isoflop.parabolas if isoflop else []:
             grid = np.geomspace(min(parabola.n_params), max(parabola.n_params), 100)
             colour = cmap(norm(parabola.compute))
             profiles.plot(grid, parabola(grid), color=colour, lw=1)
             profiles.scatter([parabola.n_opt], [parabola.loss_opt], marker="*", s=120, color=colour, zorder=4)
-        _colour_bar(figure, profiles, norm, cmap, "FLOP budget C")
+        if len(groups) <= 8:
+            profiles.legend(fontsize=7)
+        else:
+            _colour_bar(figure, profiles, norm, cmap, "FLOP budget C")
     profiles.set(xscale="log", xlabel="parameters N", ylabel="final loss (nats/token)", title="IsoFLOP profiles")
 
     budgets = [r.flops(convention) for r in runs]
@@ -255,6 +260,7 @@ def plot_approaches(runs: Sequence[Run], comparison: Comparison, fits: dict, pat
     verdict = {None: "", True: ": intervals overlap", False: ": intervals do not overlap"}[comparison.overlap]
     frontier.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="compute-optimal N",
                  title=f"N_opt ~ C^a ({_label(convention)}){verdict}")
+    frontier.xaxis.set_minor_formatter(NullFormatter())
     if frontier.get_legend_handles_labels()[0]:
         frontier.legend(fontsize=8)
     return _save(figure, path)
