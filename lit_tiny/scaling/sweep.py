@@ -44,7 +44,7 @@ from lit_tiny.scaling.ladder import ladder_config, make_ladder
 from lit_tiny.scaling.law import ParametricLaw, get_law
 from lit_tiny.scaling.parametric import ParametricFit, fit_parametric
 from lit_tiny.scaling.runs import LossCurve, Run, save_runs
-from lit_tiny.training.run_dir import RunDir
+from lit_tiny.training.run_dir import RunDir, flatten
 
 PREDICTION_FILE = "prediction.json"
 ConventionName = Literal["kaplan", "chinchilla", "exact", "exact_non_embedding"]
@@ -510,11 +510,12 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
     (a changed grid is refused)."""
     path = sweep_dir / PREDICTION_FILE
     fitted_on = sorted(p.name for p in grid)
-    if path.is_file():
+    made_before = path.is_file()
+    if made_before:
         prediction = json.loads(path.read_text())
         if prediction["fitted_on"] != fitted_on or prediction["budget"] != budget:
             raise SweepError(f"{path} was made from other grid points or for another budget than this sweep's; "
-                             "delete it (and runs/holdout-*) to predict again")
+                             "delete it (and runs/C*-holdout_*) to predict again")
         config = Config(**prediction["model"])
     else:
         try:
@@ -533,7 +534,8 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
         except ValueError as err:
             raise SweepError(f"No model shape for the predicted N_opt = {optimum.n_params:.4g}: {err}") from err
         config = replace(config, name=config.name.replace("scaling_", "holdout_", 1))  # not a grid model's file
-        point = make_point(config, budget, None, convention, train, common, sweep_dir)
+    point = make_point(config, budget, None, convention, train, common, sweep_dir)
+    if not made_before:
         n_params = count_params(config, convention)
         prediction = {
             "budget": budget, "convention": convention, "fitted_on": fitted_on,
@@ -547,7 +549,6 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
               f"{path} before training): N_opt = {optimum.n_params:.4g}, D_opt = {optimum.tokens:.4g}, loss "
               f"{optimum.loss:.4f}; trained as {config.name} (N = {n_params:,}) on {point.tokens:,} tokens: "
               f"predicted loss {prediction['predicted_loss']:.4f}")
-    point = make_point(config, budget, None, convention, train, common, sweep_dir)
     check_warmup(point)
     return point
 
@@ -782,17 +783,6 @@ def table(points: list[Point], convention: str, with_results: bool) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"min_lr": 1e-4}}`` -> ``{"train.min_lr": 1e-4}``."""
-    flat = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def flag_value(value: Any) -> str:
