@@ -524,7 +524,7 @@ def holdout_point(grid: list[Point], budget: float, convention: str, ladder: Opt
             raise SweepError(f"Cannot predict the held-out budget: Approach 3 failed on the grid ({err})") from err
         optimum = fit.law.compute_optimal(budget)
         first = grid[0].config
-        shape = ladder or LadderArgs(smallest=1, largest=2, n_models=2)
+        shape = ladder or LadderArgs  # without a ladder, the shape rule of LadderArgs' defaults
         try:
             config = ladder_config(optimum.n_params, count="total" if get_convention(convention).params == "total"
                                    else "non_embedding", aspect_ratio=shape.aspect_ratio,

@@ -400,6 +400,23 @@ def test_learning_rate_and_warmup_follow_the_per_size_rule(stub, tmp_path):
         assert int(flag(argv, "--train.warmup_steps")) == -(-2 * n // 4096)
 
 
+def test_held_out_budget_of_a_sweep_of_preset_models_gets_a_ladder_shape(stub, tmp_path):
+    """Without a ladder the held-out model is shaped by LadderArgs' defaults, with the grid's vocabulary and
+    sequence length, and trains on the held-out budget."""
+    sweep_dir = tmp_path / "sweep"
+    sweep.run_sweep(sweep_dir=sweep_dir, script=stub, models=[f"ladder_{i}" for i in range(5)],
+                    flop_budgets=[3e14, 6e14, 1.2e15], holdout_budget=2.4e15,
+                    train=sweep.PointArgs(global_batch_tokens=4096, evals_per_run=4), conventions=["chinchilla"],
+                    n_bootstrap=0)
+    prediction = json.loads((sweep_dir / "prediction.json").read_text())
+    model = prediction["model"]
+    assert (model["vocab_size"], model["block_size"]) == (4096, 512)
+    assert sweep.LadderArgs.aspect_ratio / 2 <= model["n_embd"] / model["n_layer"] <= 2 * sweep.LadderArgs.aspect_ratio
+    assert prediction["n_params"] == pytest.approx(prediction["compute_optimal"]["n_params"], rel=0.05)
+    assert 6 * prediction["n_params"] * prediction["tokens"] == pytest.approx(2.4e15, rel=0.01)
+    assert abs(prediction["measured"]["relative_error"]) < 0.01
+
+
 def test_held_out_budget_is_predicted_before_it_is_trained(stub, tmp_path, capsys, monkeypatch):
     """The whole toy recipe on the stub law: planned around the law, three fitted budgets, the prediction for
     the held-out one written before its run, then measured; all three approaches with bootstrap intervals."""
