@@ -18,7 +18,7 @@ def train_tokenizer(inputs: list[Path], out_dir: Path, vocab_size: int = 32000, 
         vocab_size: Size of the vocabulary, specials and the 256 byte pieces included.
         suffixes: File endings collected from folders.
     """
-    from lit_tiny.tokenizer import iter_text_files, train_bpe_tokenizer
+    from lit_tiny.tokenizer import TextFiles, train_bpe_tokenizer
 
     files: list[Path] = []
     for p in map(Path, inputs):
@@ -31,7 +31,7 @@ def train_tokenizer(inputs: list[Path], out_dir: Path, vocab_size: int = 32000, 
     if not files:
         raise FileNotFoundError(f"No files ending in {suffixes} under {[str(p) for p in inputs]}")
     print(f"Training a {vocab_size}-token BPE tokenizer on {len(files)} files ...")
-    path = train_bpe_tokenizer(iter_text_files(files), vocab_size, out_dir)
+    path = train_bpe_tokenizer(TextFiles(files), vocab_size, out_dir)
     print(f"Wrote {path}")
     return path
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 LLAMA_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+ALPHABET_SIZE = 200  # characters a trained tokenizer keeps as tokens; rarer ones fall back to bytes
 
 
 class Tokenizer:
@@ -170,7 +172,8 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Pa
 
     The layout matches Llama 2's: ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``; ids 3 .. 258 are the
     byte-fallback pieces ``<0x00>`` .. ``<0xFF>``, so any text encodes without ``<unk>``; words carry a
-    leading ``▁`` for the space before them.
+    leading ``▁`` for the space before them. The result is a function of the texts alone: the same texts
+    give the same file, byte for byte. ``texts`` is read twice (a one-shot iterator is read into a list).
     """
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -187,7 +190,13 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Pa
 
     # First learn merges over characters, then rebuild the vocabulary with the reserved ids in front.
     learner = llama_style(models.BPE())
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - n_reserved, limit_alphabet=200, show_progress=False)
+    if iter(texts) is texts:
+        texts = list(texts)
+    # tokenizers keeps the ALPHABET_SIZE most frequent characters but breaks ties in their counts by hash
+    # order, which changes from run to run (and with it every id after the byte pieces); so the alphabet is
+    # chosen here, ties broken by code point, and handed over whole.
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - n_reserved, limit_alphabet=ALPHABET_SIZE,
+                                  initial_alphabet=frequent_characters(texts, ALPHABET_SIZE), show_progress=False)
     learner.train_from_iterator(texts, trainer=trainer)
     learned = json.loads(learner.to_str())["model"]
     bytes_ = [f"<0x{i:02X}>" for i in range(256)]
@@ -223,9 +232,24 @@ def hf_tokenizer_config() -> dict:
     }
 
 
-def iter_text_files(paths: Iterable[str | Path]) -> Iterator[str]:
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Tokenizer training file {path} does not exist")
-        yield path.read_text(encoding="utf-8", errors="replace")
+def frequent_characters(texts: Iterable[str], limit: int) -> list[str]:
+    """The ``limit`` most frequent characters of ``texts`` as the tokenizer's normalizer leaves them (a ``▁``
+    before each text and for every space), ties broken by code point."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text)
+        counts["▁"] += 1 + counts.pop(" ", 0)
+    return sorted(counts, key=lambda c: (-counts[c], c))[:limit]
+
+
+class TextFiles:
+    """The texts of ``paths`` (UTF-8, undecodable bytes replaced), read afresh on every pass over them."""
+
+    def __init__(self, paths: Iterable[str | Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+
+    def __iter__(self) -> Iterator[str]:
+        for path in self.paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"Tokenizer training file {path} does not exist")
+            yield path.read_text(encoding="utf-8", errors="replace")

@@ -1,6 +1,10 @@
+import hashlib
+import subprocess
+import sys
+
 import pytest
 
-from lit_tiny.tokenizer import Tokenizer, train_bpe_tokenizer
+from lit_tiny.tokenizer import ALPHABET_SIZE, TextFiles, Tokenizer, frequent_characters, train_bpe_tokenizer
 from tests.conftest import SAMPLE_TEXTS, train_sentencepiece
 
 
@@ -101,3 +105,38 @@ def test_streamed_text_is_what_decoding_the_whole_sequence_shows(tokenizer_dir, 
         shown = decoder.text + "".join(decoder.push(i) for i in ids[k:]) + decoder.flush()
         assert shown == whole, (k, shown)
         assert tok.decode(ids[:k]).rstrip("\ufffd") + tok.decode_continuation(ids[:k], ids[k:]) == whole
+
+
+# 400 characters, each exactly 3 times: the alphabet's last places are decided by ties alone.
+TIED = """
+import sys
+from lit_tiny.tokenizer import train_bpe_tokenizer
+chars = [chr(c) for c in range(0x100, 0x100 + 400)]
+texts = (" ".join(chars[i:i + 20]) for i in range(0, 400, 20))
+train_bpe_tokenizer(list(texts) * 3 + ["the quick brown fox"] * 40, 512, sys.argv[1])
+"""
+
+
+def test_training_is_a_function_of_the_texts_in_every_process(tmp_path):
+    """tokenizers breaks ties in character counts by a per-process hash order; the trained file must not
+    change with it (a demo corpus built twice must give the same token ids)."""
+    digests = set()
+    for i in range(3):
+        out = tmp_path / str(i)
+        subprocess.run([sys.executable, "-c", TIED, str(out)], check=True)
+        digests.add(hashlib.sha256((out / "tokenizer.json").read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+def test_alphabet_counts_characters_as_the_normalizer_leaves_them():
+    assert frequent_characters(["a b", "ba"], 10) == ["▁", "a", "b"]  # 3 x ▁: one per text, one per space
+    assert frequent_characters(["zyx"], 2) == ["x", "y"]  # ties by code point
+    assert ALPHABET_SIZE == 200
+
+
+def test_text_files_can_be_read_twice_and_name_a_missing_file(tmp_path):
+    (tmp_path / "a.txt").write_text("alpha")
+    files = TextFiles([tmp_path / "a.txt"])
+    assert list(files) == list(files) == ["alpha"]
+    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+        list(TextFiles([tmp_path / "missing.txt"]))
