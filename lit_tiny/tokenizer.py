@@ -196,7 +196,8 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Pa
     # order, which changes from run to run (and with it every id after the byte pieces); so the alphabet is
     # chosen here, ties broken by code point, and handed over whole.
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - n_reserved, limit_alphabet=ALPHABET_SIZE,
-                                  initial_alphabet=frequent_characters(texts, ALPHABET_SIZE), show_progress=False)
+                                  initial_alphabet=frequent_characters(map(learner.normalizer.normalize_str, texts),
+                                                                       ALPHABET_SIZE), show_progress=False)
     learner.train_from_iterator(texts, trainer=trainer)
     learned = json.loads(learner.to_str())["model"]
     bytes_ = [f"<0x{i:02X}>" for i in range(256)]
@@ -233,12 +234,10 @@ def hf_tokenizer_config() -> dict:
 
 
 def frequent_characters(texts: Iterable[str], limit: int) -> list[str]:
-    """The ``limit`` most frequent characters of ``texts`` as the tokenizer's normalizer leaves them (a ``▁``
-    before each text and for every space), ties broken by code point."""
+    """The ``limit`` most frequent characters of ``texts``, ties broken by code point."""
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(text)
-        counts["▁"] += 1 + counts.pop(" ", 0)
     return sorted(counts, key=lambda c: (-counts[c], c))[:limit]
 
 

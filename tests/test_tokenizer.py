@@ -128,8 +128,11 @@ def test_training_is_a_function_of_the_texts_in_every_process(tmp_path):
     assert len(digests) == 1
 
 
-def test_alphabet_counts_characters_as_the_normalizer_leaves_them():
-    assert frequent_characters(["a b", "ba"], 10) == ["▁", "a", "b"]  # 3 x ▁: one per text, one per space
+def test_alphabet_counts_characters_as_the_normalizer_leaves_them(tmp_path):
+    assert frequent_characters(["▁a▁b", "▁ba"], 10) == ["▁", "a", "b"]
+    # Trained on texts whose spaces are their most frequent character, the alphabet holds ▁ and no space.
+    vocab = Tokenizer(train_bpe_tokenizer(["a b c d e"] * 20, 300, tmp_path).parent)._hf.get_vocab()
+    assert "▁" in vocab and " " not in vocab
     assert frequent_characters(["zyx"], 2) == ["x", "y"]  # ties by code point
     assert ALPHABET_SIZE == 200
 
